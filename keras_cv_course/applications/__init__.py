@@ -9,6 +9,7 @@ so it imports and builds without TensorFlow, under any Keras backend.
 import importlib
 import pkgutil
 
+from keras_cv_course.applications.flops import flops
 from keras_cv_course.applications.registry import (
     EXPORT_FORMATS,
     TASKS,
@@ -41,6 +42,7 @@ __all__ = [
     "build",
     "build_full",
     "build_tiny",
+    "flops",
     "get_info",
     "list_models",
     "parameter_count",

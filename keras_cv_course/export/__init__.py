@@ -1,0 +1,11 @@
+"""Export: SavedModel, TFLite and ONNX through one verified path.
+
+``export(model_or_run, out_dir, formats)`` writes the artifacts and a
+``manifest.json``; ``load_runner(fmt, path)`` runs an artifact.
+"""
+
+from keras_cv_course.export.api import FILE_NAMES, export, parity_error, verify_artifact
+from keras_cv_course.export.runners import load_runner, run_in_batches
+
+__all__ = ["FILE_NAMES", "export", "load_runner", "parity_error", "run_in_batches",
+           "verify_artifact"]
