@@ -124,7 +124,10 @@ def _pairing(images, seed):
 
 
 def mixup(images, labels, num_classes, alpha=0.2, seed=None):
-    """``x = lam x_i + (1 - lam) x_j``, ``y = lam y_i + (1 - lam) y_j``, ``lam ~ Beta(alpha, alpha)``.
+    """Mixup of a batch with a shuffled copy of itself.
+
+    ``x = lam x_i + (1 - lam) x_j`` and ``y = lam y_i + (1 - lam) y_j`` with
+    ``lam ~ Beta(alpha, alpha)``.
 
     Returns:
         ``(images, mixed_one_hot_labels)``.
@@ -218,7 +221,9 @@ POLICIES = ("none", "standard", "mixup", "cutmix")
 
 
 def get_policy(name, num_classes=None, seed=None, **options):
-    """Returns the batch augmentation ``name`` as a callable ``(images, labels) -> (images, labels)``.
+    """Returns the batch augmentation ``name``.
+
+    The result is a callable ``(images, labels) -> (images, labels)``.
 
     Args:
         name: ``"none"``, ``"standard"``, ``"mixup"`` or ``"cutmix"``.

@@ -22,7 +22,7 @@ def standard_callbacks(run: RunFolder, task, golden_images=None, backup_every_st
         chief: False on non-chief workers, which keep backups but write no logs.
     """
     callbacks = [
-        keras.callbacks.TerminateOnNaN(),
+        StopOnNonFiniteLoss(),
         keras.callbacks.BackupAndRestore(run.backup_dir, save_freq=backup_every_steps or "epoch",
                                          delete_checkpoint=True),
     ]
@@ -37,6 +37,28 @@ def standard_callbacks(run: RunFolder, task, golden_images=None, backup_every_st
     if task in ("segmentation", "generative") and golden_images is not None:
         callbacks.append(ImageSummary(os.path.join(run.logs_dir, "images"), golden_images, task))
     return callbacks
+
+
+class StopOnNonFiniteLoss(keras.callbacks.Callback):
+    """Stops training at the first NaN or infinite batch loss and remembers where.
+
+    Like ``keras.callbacks.TerminateOnNaN``, but keeps ``stopped_at``
+    (epoch, batch, loss) so the caller can report it.
+    """
+
+    def __init__(self):
+        super().__init__()
+        self.stopped_at = None
+        self._epoch = 0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        loss = (logs or {}).get("loss")
+        if loss is not None and not np.isfinite(float(loss)):
+            self.stopped_at = (self._epoch, batch, float(loss))
+            self.model.stop_training = True
 
 
 class ImageSummary(keras.callbacks.Callback):

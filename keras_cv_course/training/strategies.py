@@ -23,28 +23,32 @@ def get_strategy(name="auto"):
 
     if name not in STRATEGIES:
         raise unknown_name_error("strategy", name, STRATEGIES)
-    gpus = tf.config.list_logical_devices("GPU")
-    if name == "auto":
-        if _tpu_resolver() is not None:
-            name = "tpu"
-        elif len(gpus) > 1:
-            name = "mirrored"
-        elif gpus:
-            name = "one_device"
-        else:
-            name = "default"
-    if name == "default":
-        return tf.distribute.get_strategy()
-    if name == "one_device":
-        return tf.distribute.OneDeviceStrategy(gpus[0].name if gpus else "/cpu:0")
-    if name == "mirrored":
-        return _mirrored(tf)
     if name == "multiworker":
+        # Must come before anything that initialises TensorFlow's context.
         from keras_cv_course.training.multiworker import patch_keras_for_multiworker
 
         patch_keras_for_multiworker()
         return tf.distribute.MultiWorkerMirroredStrategy()
+    if name == "auto":
+        name = _automatic_choice(tf)
+    if name == "default":
+        return tf.distribute.get_strategy()
+    if name == "one_device":
+        gpus = tf.config.list_logical_devices("GPU")
+        return tf.distribute.OneDeviceStrategy(gpus[0].name if gpus else "/cpu:0")
+    if name == "mirrored":
+        return _mirrored(tf)
     return _tpu_strategy(tf)
+
+
+def _automatic_choice(tf):
+    """A TPU if configured, else mirrored GPUs, one GPU, or the default."""
+    if _tpu_resolver() is not None:
+        return "tpu"
+    gpus = tf.config.list_logical_devices("GPU")
+    if len(gpus) > 1:
+        return "mirrored"
+    return "one_device" if gpus else "default"
 
 
 def _mirrored(tf):

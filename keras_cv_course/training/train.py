@@ -15,7 +15,6 @@ import os
 import time
 
 import keras
-import numpy as np
 
 from keras_cv_course import applications
 from keras_cv_course.data import DataBundle, load_dataset, pipeline
@@ -70,11 +69,13 @@ def train(model, data, out=None, *, epochs=10, batch_size=32, learning_rate=1e-3
         raise KCCError(f"precision must be one of {PRECISIONS}, got {precision!r}")
     if int(epochs) < 1:
         raise KCCError(f"epochs must be a positive integer, got {epochs!r}")
+    run = _check_run_folder(out, info.name)
+    # Multi-worker collectives must be configured before TensorFlow runs any op.
+    distribution = get_strategy(strategy)
     bundle = data if isinstance(data, DataBundle) else load_dataset(
         data, info.task, image_size, channels, seed)
     if bundle.task != info.task:
         raise KCCError(f"model {info.name!r} needs {info.task} data, got {bundle.task} data")
-    run = _prepare_run_folder(out, info.name)
     config = dict(model=info.name, model_overrides=model_overrides, data=bundle.name,
                   task=info.task, image_size=list(bundle.image_shape[:2]),
                   channels=bundle.image_shape[2], epochs=epochs, batch_size=batch_size,
@@ -85,11 +86,11 @@ def train(model, data, out=None, *, epochs=10, batch_size=32, learning_rate=1e-3
     previous_policy = keras.mixed_precision.dtype_policy()
     keras.mixed_precision.set_dtype_policy(precision or "float32")
     try:
-        distribution = get_strategy(strategy)
         with distribution.scope():
             net = build_for_data(info, bundle, **model_overrides)
             compile_for_task(net, info, bundle.num_classes, optimizer, learning_rate, jit_compile)
         chief = is_chief(distribution)
+        run.create()
         if chief:
             run.write_json(run.config_json, config)
         started = time.time()
@@ -105,14 +106,14 @@ def train(model, data, out=None, *, epochs=10, batch_size=32, learning_rate=1e-3
     return Run(path=run.path, model=net, history=history, metrics=metrics, seconds=seconds)
 
 
-def _prepare_run_folder(out, model_name):
+def _check_run_folder(out, model_name):
     out = out or os.path.join("runs", f"{model_name}-{time.strftime('%Y%m%d-%H%M%S')}")
     run = RunFolder(out)
     if os.path.exists(run.model_file):
         raise KCCError(f"run folder {out!r} already holds a finished model; choose a new --out")
     if os.path.exists(out) and not os.path.isdir(out):
         raise KCCError(f"--out must be a folder, got the file {out!r}")
-    return run.create()
+    return run
 
 
 def build_for_data(info, bundle, **overrides):
@@ -168,11 +169,12 @@ def _fit(net, info, bundle, run, epochs, batch_size, augment, seed, backup_every
     golden = bundle.golden_batch(4)
     callbacks = run_callbacks.standard_callbacks(run, info.task, golden, backup_every_steps, chief)
     history = net.fit(train_data, validation_data=val_data, epochs=epochs, callbacks=callbacks,
-                      verbose=verbose)
-    losses = history.history.get("loss", [])
-    if losses and not np.isfinite(losses[-1]):
+                      verbose=verbose, shuffle=False)  # the pipeline shuffles
+    guard = next(c for c in callbacks if isinstance(c, run_callbacks.StopOnNonFiniteLoss))
+    if guard.stopped_at is not None:
+        epoch, batch, loss = guard.stopped_at
         raise KCCError(
-            f"training stopped: the loss became {losses[-1]} in epoch {len(losses)}; "
+            f"training stopped: the loss became {loss} at epoch {epoch + 1}, batch {batch + 1}; "
             "check the data for NaN and try a lower learning rate"
         )
     return history.history
