@@ -66,6 +66,8 @@ def build_parser():
     train.add_argument("--jit-compile", choices=["auto", "true", "false"], default="auto")
     train.add_argument("--image-size", type=int, nargs=2, metavar=("H", "W"))
     train.add_argument("--channels", type=int)
+    train.add_argument("--augment", choices=["none", "standard", "mixup", "cutmix"],
+                       help="batch augmentation policy (classification)")
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--backup-every-steps", type=int)
     train.add_argument("--out", help="run folder (default runs/MODEL-TIME)")
@@ -84,7 +86,8 @@ def build_parser():
     export.add_argument("--overwrite", action="store_true")
     export.set_defaults(handler=cmd_export)
 
-    quickstart = commands.add_parser("quickstart", help="train, export and verify on embedded digits")
+    quickstart = commands.add_parser("quickstart",
+                                     help="train, export and verify on embedded digits")
     quickstart.add_argument("--out")
     quickstart.add_argument("--epochs", type=int, default=12)
     quickstart.set_defaults(handler=cmd_quickstart)
@@ -111,6 +114,7 @@ def cmd_train(args):
                 learning_rate=args.lr, optimizer=args.optimizer, strategy=args.strategy,
                 precision=args.precision, jit_compile=_jit(args.jit_compile),
                 image_size=args.image_size, channels=args.channels, seed=args.seed,
+                augment=args.augment,
                 backup_every_steps=args.backup_every_steps, **parse_overrides(args.set))
     print(f"run folder: {run.path}")
     print("test metrics: " + ", ".join(f"{k}={v:.4f}" for k, v in run.metrics.items()))

@@ -29,7 +29,10 @@ def synthetic_batch(model, info, batch_size=4, seed=0):
     if info.task == "generative":
         return images, None
     classes = model.output_shape[-1]
-    target_shape = (batch_size,) if info.task == "classification" else (batch_size, *images.shape[1:3])
+    if info.task == "classification":
+        target_shape = (batch_size,)
+    else:
+        target_shape = (batch_size, *images.shape[1:3])
     return images, rng.integers(0, classes, target_shape).astype("int32")
 
 
@@ -61,7 +64,8 @@ def check_fit_step_mirrored(info, images, targets):
         if info.training == "memorize":
             model.memorize(images, targets)
             return
-        compile_for_task(model, info, num_classes=model.output_shape[-1] if targets is not None else 0,
+        classes = model.output_shape[-1] if targets is not None else 0
+        compile_for_task(model, info, num_classes=classes,
                          optimizer="sgd", learning_rate=0.01)
     before = [np.array(w) for w in model.trainable_weights]
     data = images if targets is None else (images, targets)

@@ -36,7 +36,8 @@ def test_shapes_generator_annotations_agree():
     again = generate_shapes(20, image_size=32, max_shapes=3, seed=1)
     np.testing.assert_array_equal(raw["images"], again["images"])
     for index in range(20):
-        masks, boxes, classes = raw["instance_masks"][index], raw["boxes"][index], raw["classes"][index]
+        masks, boxes = raw["instance_masks"][index], raw["boxes"][index]
+        classes = raw["classes"][index]
         assert len(masks) == len(boxes) == len(classes)
         assert raw["captions"][index].count(" and ") == len(classes) - 1
         for mask, box, class_id in zip(masks, boxes, classes):
@@ -66,7 +67,8 @@ def test_pipeline_batches_shuffles_and_augments():
     assert not np.array_equal(first[0], second[0])
 
 
-@pytest.mark.parametrize("name", ["cifar10", "mnist", "fashion_mnist", "imagenette", "oxford_iiit_pet"])
+@pytest.mark.parametrize(
+    "name", ["cifar10", "mnist", "fashion_mnist", "imagenette", "oxford_iiit_pet"])
 def test_tfds_loaders_with_mock_data(name):
     import tensorflow_datasets as tfds
 

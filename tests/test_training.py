@@ -71,7 +71,8 @@ def _get_json(url, timeout=60):
 def test_tensorboard_serves_the_runs_scalars(finished_run):
     port = _free_port()
     server = subprocess.Popen(
-        [sys.executable, "-m", "tensorboard.main", "--logdir", os.path.join(finished_run.path, "logs"),
+        [sys.executable, "-m", "tensorboard.main",
+         "--logdir", os.path.join(finished_run.path, "logs"),
          "--host", "127.0.0.1", "--port", str(port)],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
@@ -110,6 +111,14 @@ def test_segmentation_and_generative_runs_log_images(tmp_path):
         assert tags <= set(events.Tags()["tensors"])
     assert "mean_iou" in runs[0].metrics
     assert {"reconstruction_loss", "kl_loss"} <= set(runs[1].history)
+
+
+@pytest.mark.parametrize("policy", ["standard", "cutmix"])
+def test_augmentation_policies_train_and_evaluate(policy, tmp_path):
+    run = train("linear_softmax", "digits", str(tmp_path / policy), epochs=2, verbose=0,
+                augment=policy, learning_rate=1e-2)
+    assert run.metrics["accuracy"] > 0.5
+    assert evaluate_run(run.path)["accuracy"] == pytest.approx(run.metrics["accuracy"])
 
 
 def test_mixed_precision_training(tmp_path):
@@ -165,7 +174,8 @@ def test_two_workers_train_in_step(tmp_path):
     ports = [_free_port(), _free_port()]
     cluster = {"worker": [f"127.0.0.1:{port}" for port in ports]}
     workers = [
-        subprocess.Popen([sys.executable, DRIVER, str(tmp_path / f"worker{index}"), "multiworker", "2"],
+        subprocess.Popen([sys.executable, DRIVER, str(tmp_path / f"worker{index}"),
+                          "multiworker", "2"],
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                          env={**os.environ, "PYTHONPATH": ROOT, "TF_CONFIG": json.dumps(
                              {"cluster": cluster, "task": {"type": "worker", "index": index}})})

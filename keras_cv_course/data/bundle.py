@@ -13,7 +13,6 @@ split into batches with shuffling, augmentation and prefetching.
 """
 
 import dataclasses
-from typing import Optional
 
 import numpy as np
 import tensorflow as tf
@@ -46,7 +45,7 @@ class DataBundle:
     image_shape: tuple
     num_classes: int
     class_names: tuple = ()
-    arrays: Optional[dict] = None
+    arrays: dict | None = None
 
     @classmethod
     def from_arrays(cls, name, task, splits, num_classes, class_names=()):
@@ -66,7 +65,8 @@ class DataBundle:
         """
         if task not in TARGET_KINDS:
             raise KCCError(f"task must be one of {sorted(TARGET_KINDS)}, got {task!r}")
-        checked = {key: _check_split(name, key, *splits[key], task) for key in ("train", "val", "test")}
+        checked = {key: _check_split(name, key, *splits[key], task)
+                   for key in ("train", "val", "test")}
         datasets = {key: _to_dataset(x, y, task) for key, (x, y) in checked.items()}
         return cls(name=name, task=task, image_shape=tuple(checked["train"][0].shape[1:]),
                    num_classes=int(num_classes), class_names=tuple(class_names),
@@ -106,7 +106,7 @@ def _to_dataset(x, y, task):
 
 
 def pipeline(dataset, batch_size, training=False, augment=None, seed=0,
-             shuffle_buffer=2048, drop_remainder=False):
+             shuffle_buffer=2048, drop_remainder=False, one_hot_classes=None):
     """Batches a split for ``model.fit``: shuffle, batch, augment, prefetch.
 
     Args:
@@ -118,12 +118,17 @@ def pipeline(dataset, batch_size, training=False, augment=None, seed=0,
         seed: shuffling seed, so runs are repeatable.
         shuffle_buffer: size of the shuffle buffer.
         drop_remainder: drop the last partial batch.
+        one_hot_classes: turn integer labels into one-hot vectors of this
+            many classes (for label-mixing augmentations); applied before
+            ``augment``.
     """
     if int(batch_size) < 1:
         raise KCCError(f"batch_size must be a positive integer, got {batch_size!r}")
     if training:
         dataset = dataset.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
     dataset = dataset.batch(int(batch_size), drop_remainder=drop_remainder)
+    if one_hot_classes:
+        dataset = dataset.map(lambda images, labels: (images, tf.one_hot(labels, one_hot_classes)))
     if training and augment is not None:
         dataset = dataset.map(augment, num_parallel_calls=tf.data.AUTOTUNE)
     return dataset.prefetch(tf.data.AUTOTUNE)

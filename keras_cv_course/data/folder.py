@@ -28,16 +28,19 @@ def list_image_folder(path):
             has no images.
     """
     if not os.path.isdir(path):
-        raise KCCError(f"image folder not found: {path!r} (expected a folder with one sub-folder per class)")
+        raise KCCError(f"image folder not found: {path!r} "
+                       "(expected a folder with one sub-folder per class)")
     class_names = sorted(entry.name for entry in os.scandir(path) if entry.is_dir())
     if len(class_names) < 2:
-        raise KCCError(f"image folder {path!r} must have at least 2 class sub-folders, found {len(class_names)}")
+        raise KCCError(f"image folder {path!r} must have at least 2 class sub-folders, "
+                       f"found {len(class_names)}")
     files, labels = [], []
     for label, class_name in enumerate(class_names):
         class_dir = os.path.join(path, class_name)
         images = sorted(f for f in os.listdir(class_dir) if f.lower().endswith(IMAGE_EXTENSIONS))
         if not images:
-            raise KCCError(f"class folder {class_dir!r} has no images ({', '.join(IMAGE_EXTENSIONS)})")
+            raise KCCError(f"class folder {class_dir!r} has no images "
+                           f"({', '.join(IMAGE_EXTENSIONS)})")
         files += [os.path.join(class_dir, f) for f in images]
         labels += [label] * len(images)
     return np.asarray(files), np.asarray(labels, dtype="int32"), tuple(class_names)

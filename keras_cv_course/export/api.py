@@ -125,7 +125,8 @@ def _golden(model, batch):
 def _staging_dir(out_dir):
     parent = os.path.dirname(os.path.abspath(out_dir))
     os.makedirs(parent, exist_ok=True)
-    staging = os.path.join(parent, f".{os.path.basename(os.path.abspath(out_dir))}.tmp-{os.getpid()}")
+    name = os.path.basename(os.path.abspath(out_dir))
+    staging = os.path.join(parent, f".{name}.tmp-{os.getpid()}")
     shutil.rmtree(staging, ignore_errors=True)
     os.makedirs(staging)
     return staging
@@ -168,7 +169,8 @@ def verify_artifact(fmt, path, golden, reference, tolerance, allow_flex=False):
     errors = {key: parity_error(outputs[key], reference[key]) for key in reference}
     worst = max(errors.values())
     if not worst <= tolerance:
-        raise KCCError(f"{fmt} artifact differs from Keras: error {worst:.3g} > tolerance {tolerance:g}")
+        raise KCCError(f"{fmt} artifact differs from Keras: error {worst:.3g} "
+                       f"> tolerance {tolerance:g}")
     return {"path": os.path.basename(path), "bytes": _size_of(path), "ops": ops,
             "op_count": sum(ops.values()), "parity": {"errors": errors, "tolerance": tolerance,
                                                        "passed": True}}
@@ -193,7 +195,7 @@ def _manifest(model, name, golden, reference, artifacts):
 
     return {
         "model": name,
-        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "created": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         "versions": {"keras": keras.__version__, "tensorflow": tf.__version__},
         "input": {"name": "images", "shape": [None, *model.input_shape[1:]], "dtype": "float32"},
         "outputs": {key: {"shape": [None, *value.shape[1:]], "dtype": str(value.dtype)}
@@ -207,7 +209,8 @@ def _manifest(model, name, golden, reference, artifacts):
 def _size_of(path):
     if os.path.isfile(path):
         return os.path.getsize(path)
-    return sum(os.path.getsize(os.path.join(root, f)) for root, _, files in os.walk(path) for f in files)
+    return sum(os.path.getsize(os.path.join(root, name))
+               for root, _, files in os.walk(path) for name in files)
 
 
 def _write_json(path, payload):

@@ -73,7 +73,8 @@ def savedmodel_to_tflite(savedmodel_dir, path, allow_flex=False, configure=None)
     try:
         flatbuffer = converter.convert()
     except Exception as error:  # noqa: BLE001 - the converter raises ConverterError and others
-        lines = [line for line in str(error).splitlines() if "error" in line.lower()] or [str(error)]
+        lines = [line for line in str(error).splitlines() if "error" in line.lower()]
+        lines = lines or [str(error)]
         raise KCCError(f"TFLite conversion failed: {lines[0].strip()[:200]}") from None
     with open(path, "wb") as handle:
         handle.write(flatbuffer)

@@ -92,7 +92,8 @@ def load_runner(fmt, path):
     except KCCError:
         raise
     except Exception as error:  # noqa: BLE001 - each runtime raises its own types
-        raise KCCError(f"cannot load {fmt} artifact {path!r}: {str(error).splitlines()[0][:160]}") from None
+        reason = (str(error).splitlines() or [""])[0][:160]
+        raise KCCError(f"cannot load {fmt} artifact {path!r}: {reason}") from None
 
 
 def run_in_batches(runner, images, batch_size=64):

@@ -1,6 +1,28 @@
-"""Reusable layers and initializers; each is serializable."""
+"""Reusable layers, activations and initializers; every layer is serializable."""
 
-from keras_cv_course.layers.initializers import BilinearUpsampling
+from keras_cv_course.layers.initializers import BilinearUpsampling, KaimingInit, XavierInit
+from keras_cv_course.layers.normalization import BatchNorm, GroupNorm, InstanceNorm, LayerNorm
+from keras_cv_course.layers.regularization import (
+    Cutout,
+    DropConnect,
+    DropPath,
+    FractionalMaxPooling2D,
+    StochasticDepth,
+)
 from keras_cv_course.layers.sampling import GaussianSampling
 
-__all__ = ["BilinearUpsampling", "GaussianSampling"]
+__all__ = [
+    "BatchNorm",
+    "BilinearUpsampling",
+    "Cutout",
+    "DropConnect",
+    "DropPath",
+    "FractionalMaxPooling2D",
+    "GaussianSampling",
+    "GroupNorm",
+    "InstanceNorm",
+    "KaimingInit",
+    "LayerNorm",
+    "StochasticDepth",
+    "XavierInit",
+]

@@ -44,7 +44,8 @@ def patch_keras_for_multiworker():
 
     @functools.wraps(original_reduce)
     def reduce_scalars_without_axis(values, strategy, reduction):
-        if reduction in ("mean", "auto") and tf_trainer._collective_all_reduce_multi_worker(strategy):
+        multi_worker = tf_trainer._collective_all_reduce_multi_worker(strategy)
+        if reduction in ("mean", "auto") and multi_worker:
             import tensorflow as tf
 
             def mean(value):

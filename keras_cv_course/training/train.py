@@ -54,7 +54,10 @@ def train(model, data, out=None, *, epochs=10, batch_size=32, learning_rate=1e-3
         precision: ``None``/``"float32"``, ``"mixed_float16"`` or
             ``"mixed_bfloat16"``.
         jit_compile: passed to ``model.compile`` (``"auto"``, True, False).
-        augment: batch augmentation ``(images, targets) -> (images, targets)``.
+        augment: a policy name from ``data.augment.POLICIES`` (``"standard"``,
+            ``"mixup"``, ``"cutmix"``) or a callable on a batch
+            ``(images, targets) -> (images, targets)``. Label-mixing
+            policies train on one-hot labels with categorical cross-entropy.
         image_size, channels: data resizing when ``data`` is a name.
         seed: seed of data order and weight initialisation.
         backup_every_steps: back up mid-epoch this often (default: each epoch).
@@ -76,11 +79,14 @@ def train(model, data, out=None, *, epochs=10, batch_size=32, learning_rate=1e-3
         data, info.task, image_size, channels, seed)
     if bundle.task != info.task:
         raise KCCError(f"model {info.name!r} needs {info.task} data, got {bundle.task} data")
+    augment = _augmentation(augment, info, bundle, seed)
+    one_hot = bool(getattr(augment, "mixes_labels", False))
     config = dict(model=info.name, model_overrides=model_overrides, data=bundle.name,
                   task=info.task, image_size=list(bundle.image_shape[:2]),
                   channels=bundle.image_shape[2], epochs=epochs, batch_size=batch_size,
                   learning_rate=learning_rate, optimizer=optimizer, strategy=strategy,
-                  precision=precision, seed=seed)
+                  precision=precision, seed=seed, one_hot_labels=one_hot,
+                  augment=getattr(augment, "name", None if augment is None else "custom"))
 
     keras.utils.set_random_seed(seed)
     previous_policy = keras.mixed_precision.dtype_policy()
@@ -88,18 +94,19 @@ def train(model, data, out=None, *, epochs=10, batch_size=32, learning_rate=1e-3
     try:
         with distribution.scope():
             net = build_for_data(info, bundle, **model_overrides)
-            compile_for_task(net, info, bundle.num_classes, optimizer, learning_rate, jit_compile)
+            compile_for_task(net, info, bundle.num_classes, optimizer, learning_rate, jit_compile,
+                             one_hot)
         chief = is_chief(distribution)
         run.create()
         if chief:
             run.write_json(run.config_json, config)
         started = time.time()
         history = _fit(net, info, bundle, run, epochs, batch_size, augment, seed,
-                       backup_every_steps, verbose, chief)
+                       backup_every_steps, verbose, chief, one_hot)
         seconds = time.time() - started
     finally:
         keras.mixed_precision.set_dtype_policy(previous_policy)
-    metrics = evaluate_model(net, bundle, batch_size)
+    metrics = evaluate_model(net, bundle, batch_size, one_hot=one_hot)
     if chief:
         run.save_model(net)
         run.write_json(run.metrics_json, {**metrics, "train_seconds": seconds})
@@ -135,7 +142,7 @@ def build_for_data(info, bundle, **overrides):
 
 
 def compile_for_task(model, info, num_classes, optimizer="adam", learning_rate=1e-3,
-                     jit_compile="auto"):
+                     jit_compile="auto", one_hot=False):
     """Compiles a model with its task's loss and metrics.
 
     Args:
@@ -145,11 +152,17 @@ def compile_for_task(model, info, num_classes, optimizer="adam", learning_rate=1
         optimizer: Keras optimizer name.
         learning_rate: the optimizer's learning rate.
         jit_compile: passed to ``model.compile``.
+        one_hot: classification labels arrive one-hot (mixup, cutmix).
     """
     optimizer = keras.optimizers.get({"class_name": optimizer,
                                       "config": {"learning_rate": learning_rate}})
     if info.task == "generative":
         model.compile(optimizer=optimizer, jit_compile=jit_compile)
+        return model
+    if one_hot:
+        loss = keras.losses.CategoricalCrossentropy()
+        metrics = [keras.metrics.CategoricalAccuracy(name="accuracy")]
+        model.compile(optimizer=optimizer, loss=loss, metrics=metrics, jit_compile=jit_compile)
         return model
     loss = info.loss() if info.loss else keras.losses.SparseCategoricalCrossentropy()
     metrics = ["accuracy"]
@@ -159,13 +172,26 @@ def compile_for_task(model, info, num_classes, optimizer="adam", learning_rate=1
     return model
 
 
+def _augmentation(augment, info, bundle, seed):
+    """Resolves an augmentation policy name to a callable."""
+    if augment is None or callable(augment):
+        return augment
+    from keras_cv_course.data import augment as policies
+
+    if info.task != "classification" and augment != "none":
+        raise KCCError(f"augmentation policies apply to classification, not {info.task}")
+    return policies.get_policy(augment, num_classes=bundle.num_classes, seed=seed)
+
+
 def _fit(net, info, bundle, run, epochs, batch_size, augment, seed, backup_every_steps, verbose,
-         chief):
+         chief, one_hot):
     if info.training == "memorize":
         net.memorize(*bundle.arrays["train"])
         return {}
-    train_data = _distributable(pipeline(bundle.train, batch_size, True, augment, seed))
-    val_data = _distributable(pipeline(bundle.val, batch_size))
+    train_data = _distributable(pipeline(bundle.train, batch_size, True, augment, seed,
+                                         one_hot_classes=_classes_if(one_hot, bundle)))
+    val_data = _distributable(pipeline(bundle.val, batch_size,
+                                       one_hot_classes=_classes_if(one_hot, bundle)))
     golden = bundle.golden_batch(4)
     callbacks = run_callbacks.standard_callbacks(run, info.task, golden, backup_every_steps, chief)
     history = net.fit(train_data, validation_data=val_data, epochs=epochs, callbacks=callbacks,
@@ -178,6 +204,10 @@ def _fit(net, info, bundle, run, epochs, batch_size, augment, seed, backup_every
             "check the data for NaN and try a lower learning rate"
         )
     return history.history
+
+
+def _classes_if(one_hot, bundle):
+    return bundle.num_classes if one_hot else None
 
 
 def _distributable(dataset):
@@ -196,11 +226,12 @@ def evaluate_run(path, batch_size=64):
     model = run.load_model()
     bundle = load_dataset(config["data"], config["task"], config["image_size"],
                           config["channels"], config["seed"])
-    return evaluate_model(model, bundle, batch_size)
+    return evaluate_model(model, bundle, batch_size, one_hot=config.get("one_hot_labels", False))
 
 
-def evaluate_model(model, bundle, batch_size=64, split="test"):
+def evaluate_model(model, bundle, batch_size=64, split="test", one_hot=False):
     """Evaluates a compiled model on a split; returns ``{metric: value}``."""
-    dataset = pipeline(getattr(bundle, split), batch_size)
+    dataset = pipeline(getattr(bundle, split), batch_size,
+                       one_hot_classes=_classes_if(one_hot, bundle))
     results = model.evaluate(dataset, verbose=0, return_dict=True)
     return {name: float(value) for name, value in results.items()}

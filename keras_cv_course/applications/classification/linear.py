@@ -19,6 +19,7 @@ import keras
 
 from keras_cv_course.applications.classification import common
 from keras_cv_course.applications.registry import register
+from keras_cv_course.losses import MulticlassHinge
 
 CIFAR_SHAPE = (32, 32, 3)
 PAPER_LINEAR = "Cox. The Regression Analysis of Binary Sequences. JRSS-B 1958 (multinomial form)"
@@ -86,3 +87,12 @@ register("mlp", TwoLayerNet, task="classification", family="mlp", paper=PAPER_ML
          params_source="analytic: 3072x100+100 + 100x10+10 (CIFAR-10, 100 hidden)",
          tiny_config=dict(input_shape=(8, 8, 1), hidden_units=16, classes=10),
          description="Two-layer network, 100 hidden ReLU units")
+register("linear_svm", LinearClassifier, task="classification", family="linear",
+         paper="Weston, Watkins. Support Vector Machines for Multi-Class Pattern Recognition. "
+               "ESANN 1999",
+         reference_params=30_730,
+         params_source="analytic: 3072x10 weights + 10 biases (CIFAR-10)",
+         full_config=dict(classifier_activation=None),
+         tiny_config=dict(input_shape=(8, 8, 1), classes=10, classifier_activation=None),
+         loss=MulticlassHinge,
+         description="Linear classifier with multiclass SVM (hinge) loss")

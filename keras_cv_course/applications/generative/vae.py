@@ -76,7 +76,8 @@ def decoder(image_shape, widths, latent_dim):
     x = keras.layers.Dense(
         (height // scale) * (width // scale) * widths[-1], activation="relu", name="decoder_dense"
     )(latent)
-    x = keras.layers.Reshape((height // scale, width // scale, widths[-1]), name="decoder_reshape")(x)
+    grid = (height // scale, width // scale, widths[-1])
+    x = keras.layers.Reshape(grid, name="decoder_reshape")(x)
     for index, filters in enumerate(reversed(widths), start=1):
         x = keras.layers.Conv2DTranspose(filters, 3, strides=2, padding="same", activation="relu",
                                          name=f"decoder_deconv{index}")(x)
@@ -146,7 +147,8 @@ class VAE(keras.Model):
         with tf.GradientTape() as tape:
             outputs = self(images, training=True)
             loss = self.compute_loss(x=images, y_pred=outputs)
-            self._loss_tracker.update_state(loss * tf.distribute.get_strategy().num_replicas_in_sync)
+            replicas = tf.distribute.get_strategy().num_replicas_in_sync
+            self._loss_tracker.update_state(loss * replicas)  # undo the per-replica share
             scaled_loss = self.optimizer.scale_loss(loss)  # for mixed precision
         gradients = tape.gradient(scaled_loss, self.trainable_weights)
         self.optimizer.apply_gradients(zip(gradients, self.trainable_weights))

@@ -108,7 +108,8 @@ def FCN(
     image = common.image_input(input_tensor, input_shape)
     for size in image.shape[1:3]:
         if size is not None and size % 32:
-            raise KCCError(f"FCN input height and width must be multiples of 32, got {tuple(image.shape[1:])}")
+            raise KCCError("FCN input height and width must be multiples of 32, "
+                           f"got {tuple(image.shape[1:])}")
 
     pools = vgg_backbone(image, backbone_widths, convs_per_stage)
     x = fully_connected_as_conv(pools["pool5"], fc_width, dropout_rate)
