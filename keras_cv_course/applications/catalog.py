@@ -6,6 +6,7 @@ and ``tests/test_readme.py`` fails when it is stale.
 
 import keras
 
+from keras_cv_course.applications.flops import flops
 from keras_cv_course.applications.registry import (
     EXPORT_FORMATS,
     build_full,
@@ -19,14 +20,15 @@ TABLE_END = "<!-- model-table:end -->"
 
 
 def full_size_stats(names=None):
-    """Builds each full-size model once and returns ``{name: {"params": n}}``.
+    """Builds each full-size model once: ``{name: {"params": n, "gmacs": g}}``.
 
     Building a full-size model only allocates its weights; nothing runs.
+    GMACs are multiply-accumulates of one example, in billions.
     """
     stats = {}
     for name in names or list_models():
         model = build_full(name)
-        stats[name] = {"params": parameter_count(model)}
+        stats[name] = {"params": parameter_count(model), "gmacs": flops(model).gmacs}
         del model
         keras.backend.clear_session()
     return stats
@@ -42,16 +44,18 @@ def reference_matches(info, params):
 
 def markdown_table(stats):
     """The README model table as Markdown lines."""
-    header = ("| model | task | paper | params (ours) | reference params | source | "
-              + " | ".join(EXPORT_FORMATS) + " |")
-    lines = [header, "|" + "---|" * (6 + len(EXPORT_FORMATS))]
+    header = ("| model | task | paper | params (ours) | reference params | source | GMACs | "
+              "top-1 | " + " | ".join(EXPORT_FORMATS) + " |")
+    lines = [header, "|" + "---|" * (8 + len(EXPORT_FORMATS))]
     for name in sorted(stats):
         info = get_info(name)
         reference = f"{info.reference_params:,}" if info.reference_params else "-"
         exports = ["yes" if info.supports_export(fmt) else "no" for fmt in EXPORT_FORMATS]
         paper = info.paper.split(". ")[0] if info.paper else "-"
+        top1 = f"{info.imagenet_top1:.1f}" if info.imagenet_top1 else "-"
         lines.append(f"| `{name}` | {info.task} | {paper} | {stats[name]['params']:,} | "
-                     f"{reference} | {info.params_source} | " + " | ".join(exports) + " |")
+                     f"{reference} | {info.params_source} | {stats[name]['gmacs']:.3f} | "
+                     f"{top1} | " + " | ".join(exports) + " |")
     return lines
 
 

@@ -1,5 +1,6 @@
 """Reusable layers, activations and initializers; every layer is serializable."""
 
+from keras_cv_course.layers.convolution import GroupedConv2D
 from keras_cv_course.layers.initializers import BilinearUpsampling, KaimingInit, XavierInit
 from keras_cv_course.layers.normalization import BatchNorm, GroupNorm, InstanceNorm, LayerNorm
 from keras_cv_course.layers.regularization import (
@@ -10,19 +11,24 @@ from keras_cv_course.layers.regularization import (
     StochasticDepth,
 )
 from keras_cv_course.layers.sampling import GaussianSampling
+from keras_cv_course.layers.vit_layers import GELU, ClassToken, PositionEmbedding
 
 __all__ = [
     "BatchNorm",
     "BilinearUpsampling",
+    "ClassToken",
     "Cutout",
     "DropConnect",
     "DropPath",
     "FractionalMaxPooling2D",
+    "GELU",
     "GaussianSampling",
+    "GroupedConv2D",
     "GroupNorm",
     "InstanceNorm",
     "KaimingInit",
     "LayerNorm",
+    "PositionEmbedding",
     "StochasticDepth",
     "XavierInit",
 ]

@@ -1,0 +1,60 @@
+"""ResNeXt: aggregated residual transformations.
+
+Paper: Saining Xie, Ross Girshick, Piotr Dollar, Zhuowen Tu, Kaiming He.
+"Aggregated Residual Transformations for Deep Neural Networks". CVPR 2017.
+arXiv:1611.05431.
+
+A ResNeXt bottleneck splits its 3x3 convolution into ``C`` groups (the
+cardinality) of ``d`` channels each: the paper's form (c) of the block, a
+grouped convolution. "50 32x4d" means depth 50, ``C = 32`` and ``d = 4`` at
+the first stage, so the 3x3 convolution has ``32 * 4 = 128`` channels where
+ResNet-50 has 64; the width doubles with each stage, as in ResNet.
+
+Choices: the network is torchvision's (v1.5: the stride sits in the grouped
+3x3 convolution; no convolution bias; BatchNorm epsilon 1e-5). It is built by
+``resnet.ResNet`` with ``groups`` and ``width_per_group``. The grouped
+convolution is ``layers.convolution.GroupedConv2D``, which computes the
+groups as split, convolve, concatenate under TensorFlow so that the model
+exports to ONNX (Keras' own grouped ``Conv2D`` runs inside a nested XLA
+function that tf2onnx cannot convert) and to TFLite builtins.
+
+| variant   | blocks per stage | C  | d | params (torchvision) | top-1 (torchvision) |
+|-----------|------------------|----|---|----------------------|---------------------|
+| 50 32x4d  | 3, 4, 6, 3       | 32 | 4 | 25,028,904           | 77.618              |
+| 101 32x8d | 3, 4, 23, 3      | 32 | 8 | 88,791,336           | 79.312              |
+
+No ImageNet weights: keras.applications does not ship ResNeXt, so
+``weights="imagenet"`` raises; torchvision's weights are not converted here.
+"""
+
+from keras_cv_course.applications.classification.resnet import ResNet
+from keras_cv_course.applications.registry import register
+
+PAPER = (
+    "Xie, Girshick, Dollar, Tu, He. Aggregated Residual Transformations for Deep "
+    "Neural Networks. CVPR 2017. arXiv:1611.05431"
+)
+
+
+def ResNeXt50_32x4d(**kwargs):
+    return ResNet(50, **{"groups": 32, "width_per_group": 4, **kwargs})
+
+
+def ResNeXt101_32x8d(**kwargs):
+    return ResNet(101, **{"groups": 32, "width_per_group": 8, **kwargs})
+
+
+# Tiny: 4 groups of 2 channels in the first stage (bottleneck width 8).
+TINY = dict(input_shape=(32, 32, 3), classes=10, stage_widths=(8, 8, 16, 16),
+            blocks_per_stage=(1, 1, 1, 1), stem_type="small", groups=4, width_per_group=16)
+TOP1_SOURCE = "torchvision IMAGENET1K_V1 weights, documented acc@1"
+
+register("resnext50_32x4d", ResNeXt50_32x4d, task="classification", family="resnext",
+         paper=PAPER, reference_params=25_028_904, params_source="torchvision resnext50_32x4d",
+         tiny_config=TINY, imagenet_top1=77.618, top1_source=TOP1_SOURCE,
+         description="ResNeXt-50, cardinality 32, 4 channels per group")
+register("resnext101_32x8d", ResNeXt101_32x8d, task="classification", family="resnext",
+         paper=PAPER, reference_params=88_791_336,
+         params_source="torchvision resnext101_32x8d", tiny_config=TINY,
+         imagenet_top1=79.312, top1_source=TOP1_SOURCE,
+         description="ResNeXt-101, cardinality 32, 8 channels per group")

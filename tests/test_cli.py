@@ -1,0 +1,64 @@
+"""The ``kcc`` command: each subcommand, and one-line errors without tracebacks."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from keras_cv_course.cli import main
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _kcc(*args):
+    return subprocess.run([sys.executable, "-m", "keras_cv_course", *args], capture_output=True,
+                          text=True, timeout=300, env={**os.environ, "PYTHONPATH": ROOT})
+
+
+def test_models_table(capsys):
+    assert main(["models", "--task", "segmentation"]) == 0
+    out = capsys.readouterr().out
+    assert "fcn8s" in out and "134,000,000" in out and "3 models" in out
+
+
+def test_train_evaluate_export_round_trip(tmp_path, capsys):
+    run = str(tmp_path / "run")
+    assert main(["train", "mlp", "--data", "digits", "--epochs", "2", "--out", run,
+                 "--set", "hidden_units=16", "--strategy", "default"]) == 0
+    assert "test metrics: accuracy=" in capsys.readouterr().out
+    assert main(["evaluate", run]) == 0
+    assert "accuracy=" in capsys.readouterr().out
+    assert main(["export", run, "--formats", "tflite", "onnx"]) == 0
+    out = capsys.readouterr().out
+    assert "tflite" in out and "onnx" in out and "manifest.json" in out
+    assert sorted(os.listdir(os.path.join(run, "export"))) == ["manifest.json", "model.onnx",
+                                                               "model.tflite"]
+
+
+@pytest.mark.parametrize("args, message", [
+    (["train", "resnet19", "--data", "digits"], "unknown model 'resnet19'; closest valid names"),
+    (["train", "mlp", "--data", "digitz"], "unknown dataset 'digitz'"),
+    (["train", "mlp", "--data", "folder:/no/such/folder"], "image folder not found"),
+    (["train", "mlp", "--data", "digits", "--set", "oops"], "--set expects KEY=VALUE"),
+    (["train", "mlp", "--data", "digits", "--set", "input_shape=(8,8,3)"],
+     "does not match the data's image shape (8, 8, 1)"),
+    (["evaluate", "/no/such/run"], "not a run folder"),
+    (["export", "/no/such/model.keras"], "model file not found"),
+    (["models", "--task", "clasification"], "unknown task 'clasification'"),
+])
+def test_user_errors_are_one_line(args, message, capsys):
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("kcc: error: ") and message in err
+    assert len(err.splitlines()) == 1
+
+
+def test_corrupt_keras_file_from_a_real_process(tmp_path):
+    corrupt = tmp_path / "model.keras"
+    corrupt.write_bytes(b"\x00garbage")
+    result = _kcc("export", str(corrupt))
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    assert "not a valid .keras file" in result.stderr.strip().splitlines()[-1]
+    assert not os.path.exists(tmp_path / "export")
