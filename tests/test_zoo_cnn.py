@@ -18,7 +18,6 @@ import pytest
 from keras_cv_course import applications
 from keras_cv_course.applications.classification import resnet, transplant
 from keras_cv_course.errors import KCCError
-from keras_cv_course.layers.convolution import GroupedConv2D
 
 FAMILIES = ("alexnet", "vgg", "googlenet", "resnet", "resnext")
 NAMES = [n for n in applications.list_models(task="classification")
@@ -123,26 +122,6 @@ def test_googlenet_auxiliary_heads_add_torchvision_count():
     # torchvision's googlenet(aux_logits=True) has 13,004,888 parameters.
     model = applications.build("googlenet", aux_logits=True)
     assert applications.parameter_count(model) == 13_004_888
-
-
-def test_grouped_conv_matches_keras_conv2d_and_round_trips(tmp_path):
-    images = _images((8, 8, 16))
-    grouped = GroupedConv2D(12, 3, groups=4, strides=2, padding="same", name="g")
-    reference = keras.layers.Conv2D(12, 3, groups=4, strides=2, padding="same")
-    reference.build(images.shape)
-    grouped.build(images.shape)
-    grouped.set_weights([w + 0.1 for w in reference.get_weights()])
-    reference.set_weights(grouped.get_weights())
-    np.testing.assert_allclose(keras.ops.convert_to_numpy(grouped(images)),
-                               keras.ops.convert_to_numpy(reference(images)), atol=1e-5)
-
-    inputs = keras.Input((8, 8, 16))
-    model = keras.Model(inputs, grouped(inputs))
-    path = str(tmp_path / "grouped.keras")
-    model.save(path)
-    loaded = keras.saving.load_model(path, safe_mode=True)
-    np.testing.assert_allclose(loaded.predict(images, verbose=0),
-                               model.predict(images, verbose=0), atol=1e-6)
 
 
 def test_resnet_variant_structure():

@@ -80,6 +80,25 @@ def savedmodel_to_tflite(savedmodel_dir, path, allow_flex=False, configure=None)
         handle.write(flatbuffer)
 
 
+def allow_inlining(graph_def):
+    """Lets tf2onnx inline functions that Keras marks "XLA only".
+
+    Keras' TensorFlow backend runs a grouped convolution (``Conv2D(groups=g)``)
+    inside a nested function marked ``_XlaMustCompile`` and ``_noinline``,
+    because TensorFlow's CPU kernel has no grouped convolution. tf2onnx does
+    not inline such a function and leaves an unconvertible
+    ``StatefulPartitionedCall``. Without the marks the function inlines and
+    the convolution becomes one grouped ONNX ``Conv``.
+    """
+    marks = ("_XlaMustCompile", "_noinline")
+    for function in graph_def.library.function:
+        for key in [key for key in function.attr if key in marks]:
+            del function.attr[key]
+    for node in graph_def.node:
+        if "_XlaMustCompile" in node.attr:
+            del node.attr["_XlaMustCompile"]
+
+
 def savedmodel_to_onnx(savedmodel_dir, path, opset=ONNX_OPSET):
     """Converts the SavedModel to ONNX and checks it with ``onnx.checker``.
 
@@ -92,6 +111,7 @@ def savedmodel_to_onnx(savedmodel_dir, path, opset=ONNX_OPSET):
     graph_def, inputs, outputs, renames = tf_loader.from_saved_model(
         savedmodel_dir, None, None, tag="serve", signatures=["serve"],
         return_tensors_to_rename=True)
+    allow_inlining(graph_def)
     try:
         convert.from_graph_def(graph_def, input_names=inputs, output_names=outputs, opset=opset,
                                tensors_to_rename=renames, output_path=path)

@@ -1,6 +1,5 @@
 """Reusable layers, activations and initializers; every layer is serializable."""
 
-from keras_cv_course.layers.convolution import GroupedConv2D
 from keras_cv_course.layers.initializers import BilinearUpsampling, KaimingInit, XavierInit
 from keras_cv_course.layers.normalization import BatchNorm, GroupNorm, InstanceNorm, LayerNorm
 from keras_cv_course.layers.regularization import (
@@ -23,7 +22,6 @@ __all__ = [
     "FractionalMaxPooling2D",
     "GELU",
     "GaussianSampling",
-    "GroupedConv2D",
     "GroupNorm",
     "InstanceNorm",
     "KaimingInit",

@@ -31,7 +31,7 @@ Variant choices (named, because implementations differ):
   the top and left.
 
 ResNeXt (``groups``, ``width_per_group``) reuses the bottleneck: see
-``resnext.py``. Grouped convolutions use ``layers.convolution.GroupedConv2D``.
+``resnext.py``. Grouped convolutions are Keras' ``Conv2D(groups=...)``.
 
 Parameter counts follow the package convention (BatchNorm running
 statistics are not parameters), which is torchvision's. For keras.applications
@@ -59,7 +59,6 @@ import keras
 
 from keras_cv_course.applications.classification import common, transplant
 from keras_cv_course.applications.registry import register
-from keras_cv_course.layers.convolution import GroupedConv2D
 
 BN_MOMENTUM = 0.9
 BN_EPSILON = 1e-5  # torchvision; kept as a module constant for callers
@@ -95,8 +94,7 @@ def conv(x, filters, kernel_size, strides, name, use_bias=False, groups=1):
     if strides > 1 and kernel_size > 1:
         x = keras.layers.ZeroPadding2D(kernel_size // 2, name=f"{name}_pad")(x)
         padding = "valid"
-    layer = GroupedConv2D if groups > 1 else keras.layers.Conv2D
-    return layer(
+    return keras.layers.Conv2D(
         filters, kernel_size, strides=strides, padding=padding, use_bias=use_bias,
         groups=groups, kernel_initializer="he_normal", name=f"{name}_conv",
     )(x)

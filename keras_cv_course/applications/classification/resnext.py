@@ -13,10 +13,9 @@ ResNet-50 has 64; the width doubles with each stage, as in ResNet.
 Choices: the network is torchvision's (v1.5: the stride sits in the grouped
 3x3 convolution; no convolution bias; BatchNorm epsilon 1e-5). It is built by
 ``resnet.ResNet`` with ``groups`` and ``width_per_group``. The grouped
-convolution is ``layers.convolution.GroupedConv2D``, which computes the
-groups as split, convolve, concatenate under TensorFlow so that the model
-exports to ONNX (Keras' own grouped ``Conv2D`` runs inside a nested XLA
-function that tf2onnx cannot convert) and to TFLite builtins.
+convolution is Keras' ``Conv2D(groups=32)``; the export path turns it into
+one grouped ``Conv`` in ONNX and ``CONV_2D`` in TFLite (see
+``export/converters.py`` for the one step that takes).
 
 | variant   | blocks per stage | C  | d | params (torchvision) | top-1 (torchvision) |
 |-----------|------------------|----|---|----------------------|---------------------|
