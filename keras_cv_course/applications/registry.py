@@ -26,7 +26,7 @@ Example:
 
 import dataclasses
 import fnmatch
-from typing import Callable, Optional
+from typing import Callable
 
 from keras_cv_course.errors import KCCError, unknown_name_error
 
@@ -76,7 +76,7 @@ class ModelInfo:
     task: str
     family: str
     paper: str
-    reference_params: Optional[int]
+    reference_params: int | None
     params_source: str
     params_precision: int = 1
     full_config: dict = dataclasses.field(default_factory=dict)
@@ -84,9 +84,9 @@ class ModelInfo:
     unsupported_exports: dict = dataclasses.field(default_factory=dict)
     parity_tolerance: float = 1e-4
     description: str = ""
-    loss: Optional[Callable] = None
+    loss: Callable | None = None
     training: str = "gradient"
-    imagenet_top1: Optional[float] = None
+    imagenet_top1: float | None = None
     top1_source: str = ""
     pretrained: tuple = ()
 
