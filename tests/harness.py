@@ -66,7 +66,7 @@ def check_fit_step_mirrored(info, images, targets):
             return
         classes = model.output_shape[-1] if targets is not None else 0
         compile_for_task(model, info, num_classes=classes,
-                         optimizer="sgd", learning_rate=0.01)
+                         optimizer="sgd", learning_rate=0.01, jit_compile=False)
     before = [np.array(w) for w in model.trainable_weights]
     data = images if targets is None else (images, targets)
     history = model.fit(*((data,) if targets is None else data), batch_size=len(images), epochs=1,
