@@ -30,7 +30,7 @@ setup(
     python_requires=">=3.10",
     install_requires=INSTALL_REQUIRES,
     extras_require={
-        "test": ["pytest>=8", "ruff>=0.6", "jax[cpu]>=0.4.30"],
+        "test": ["pytest>=8", "pytest-xdist>=3.5", "ruff>=0.6", "jax[cpu]>=0.4.30"],
         "jax": ["jax[cpu]>=0.4.30"],
     },
     entry_points={"console_scripts": ["kcc=keras_cv_course.cli:main"]},

@@ -60,6 +60,9 @@ def build_parser():
     train.add_argument("--batch-size", type=int, default=32)
     train.add_argument("--lr", type=float, default=1e-3, help="learning rate")
     train.add_argument("--optimizer", default="adam")
+    train.add_argument("--schedule", choices=["cosine", "linear", "step", "inverse_sqrt",
+                                              "one_cycle"], help="learning-rate schedule")
+    train.add_argument("--warmup-epochs", type=int, default=0)
     train.add_argument("--strategy", default="auto",
                        help="auto, default, one_device, mirrored, multiworker or tpu")
     train.add_argument("--precision", choices=["float32", "mixed_float16", "mixed_bfloat16"])
@@ -114,7 +117,7 @@ def cmd_train(args):
                 learning_rate=args.lr, optimizer=args.optimizer, strategy=args.strategy,
                 precision=args.precision, jit_compile=_jit(args.jit_compile),
                 image_size=args.image_size, channels=args.channels, seed=args.seed,
-                augment=args.augment,
+                augment=args.augment, schedule=args.schedule, warmup_epochs=args.warmup_epochs,
                 backup_every_steps=args.backup_every_steps, **parse_overrides(args.set))
     print(f"run folder: {run.path}")
     print("test metrics: " + ", ".join(f"{k}={v:.4f}" for k, v in run.metrics.items()))

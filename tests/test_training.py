@@ -121,6 +121,16 @@ def test_augmentation_policies_train_and_evaluate(policy, tmp_path):
     assert evaluate_run(run.path)["accuracy"] == pytest.approx(run.metrics["accuracy"])
 
 
+def test_cosine_schedule_with_warmup_reaches_the_optimizer(tmp_path):
+    run = train("linear_softmax", "digits", str(tmp_path / "cosine"), epochs=2, verbose=0,
+                schedule="cosine", warmup_epochs=1, learning_rate=0.05, batch_size=64)
+    learning_rate = run.model.optimizer.learning_rate
+    steps = 2 * (1257 // 64)
+    assert float(learning_rate) == pytest.approx(0.05 * 0.5 * (1 + np.cos(np.pi)), abs=1e-6)
+    assert run.model.optimizer.iterations.numpy() == steps
+    assert float(RunFolder(run.path).read_config()["learning_rate"]) == 0.05
+
+
 def test_mixed_precision_training(tmp_path):
     run = train("linear_softmax", "digits", str(tmp_path / "bf16"), epochs=1, verbose=0,
                 precision="mixed_bfloat16", learning_rate=1e-2)
@@ -155,7 +165,7 @@ def _final(output, key):
 
 
 def test_sigkilled_run_resumes_from_its_backup(tmp_path):
-    """Kill at step 30 (epoch 2, step 10); the last backup was at step 28."""
+    """Kill at step 30 (epoch 2, step 11); the last backup was at step 28."""
     out = str(tmp_path / "killed")
     killed = _run_driver([out, "default", "4", "30"])
     assert killed.returncode == -9
@@ -164,9 +174,9 @@ def test_sigkilled_run_resumes_from_its_backup(tmp_path):
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     with open(os.path.join(out, "history.csv")) as handle:
         assert [row["epoch"] for row in csv.DictReader(handle)] == ["0", "1", "2", "3"]
-    # 20 steps per epoch. Keras restores the step-28 weights and optimizer state and replays
-    # epoch 2 from its start: 28 + 3 * 20 updates, none lost, no finished epoch redone.
-    assert int(_final(resumed.stdout, "FINAL_ITERATIONS")) == 28 + 3 * 20
+    # 19 full batches of 64 per epoch. Keras restores the step-28 weights and optimizer state
+    # and replays epoch 2 from its start: 28 + 3 * 19 updates, none lost, no epoch redone.
+    assert int(_final(resumed.stdout, "FINAL_ITERATIONS")) == 28 + 3 * 19
     assert not os.path.exists(os.path.join(out, "backup"))
 
 

@@ -18,7 +18,7 @@ import keras
 
 from keras_cv_course import applications
 from keras_cv_course.data import DataBundle, load_dataset, pipeline
-from keras_cv_course.errors import KCCError
+from keras_cv_course.errors import KCCError, unknown_name_error
 from keras_cv_course.training import callbacks as run_callbacks
 from keras_cv_course.training.run_folder import RunFolder
 from keras_cv_course.training.strategies import get_strategy, is_chief
@@ -40,7 +40,7 @@ class Run:
 def train(model, data, out=None, *, epochs=10, batch_size=32, learning_rate=1e-3,
           optimizer="adam", strategy="auto", precision=None, jit_compile="auto", augment=None,
           image_size=None, channels=None, seed=0, backup_every_steps=None, verbose="auto",
-          **model_overrides):
+          schedule=None, warmup_epochs=0, **model_overrides):
     """Trains a registered model on a dataset and writes a run folder.
 
     Args:
@@ -62,6 +62,10 @@ def train(model, data, out=None, *, epochs=10, batch_size=32, learning_rate=1e-3
         seed: seed of data order and weight initialisation.
         backup_every_steps: back up mid-epoch this often (default: each epoch).
         verbose: Keras progress-bar setting.
+        schedule: learning-rate schedule over the whole run, a name from
+            ``training.schedules.SCHEDULES`` (e.g. ``"cosine"``), or ``None``
+            for a constant rate.
+        warmup_epochs: linear warm-up before the schedule.
         **model_overrides: builder arguments, e.g. ``stage_widths=(16, 32, 64, 64)``.
 
     Returns:
@@ -81,11 +85,15 @@ def train(model, data, out=None, *, epochs=10, batch_size=32, learning_rate=1e-3
         raise KCCError(f"model {info.name!r} needs {info.task} data, got {bundle.task} data")
     augment = _augmentation(augment, info, bundle, seed)
     one_hot = bool(getattr(augment, "mixes_labels", False))
+    train_data, val_data = _pipelines(bundle, batch_size, augment, seed, one_hot)
+    rate = learning_rate_over_run(learning_rate, schedule, epochs,
+                                  _steps_per_epoch(train_data), warmup_epochs)
     config = dict(model=info.name, model_overrides=model_overrides, data=bundle.name,
                   task=info.task, image_size=list(bundle.image_shape[:2]),
                   channels=bundle.image_shape[2], epochs=epochs, batch_size=batch_size,
-                  learning_rate=learning_rate, optimizer=optimizer, strategy=strategy,
-                  precision=precision, seed=seed, one_hot_labels=one_hot,
+                  learning_rate=learning_rate, schedule=schedule, warmup_epochs=warmup_epochs,
+                  optimizer=optimizer, strategy=strategy, precision=precision, seed=seed,
+                  one_hot_labels=one_hot,
                   augment=getattr(augment, "name", None if augment is None else "custom"))
 
     keras.utils.set_random_seed(seed)
@@ -94,15 +102,14 @@ def train(model, data, out=None, *, epochs=10, batch_size=32, learning_rate=1e-3
     try:
         with distribution.scope():
             net = build_for_data(info, bundle, **model_overrides)
-            compile_for_task(net, info, bundle.num_classes, optimizer, learning_rate, jit_compile,
-                             one_hot)
+            compile_for_task(net, info, bundle.num_classes, optimizer, rate, jit_compile, one_hot)
         chief = is_chief(distribution)
         run.create()
         if chief:
             run.write_json(run.config_json, config)
         started = time.time()
-        history = _fit(net, info, bundle, run, epochs, batch_size, augment, seed,
-                       backup_every_steps, verbose, chief, one_hot)
+        history = _fit(net, info, bundle, run, train_data, val_data, epochs,
+                       backup_every_steps, verbose, chief)
         seconds = time.time() - started
     finally:
         keras.mixed_precision.set_dtype_policy(previous_policy)
@@ -183,15 +190,53 @@ def _augmentation(augment, info, bundle, seed):
     return policies.get_policy(augment, num_classes=bundle.num_classes, seed=seed)
 
 
-def _fit(net, info, bundle, run, epochs, batch_size, augment, seed, backup_every_steps, verbose,
-         chief, one_hot):
+def _pipelines(bundle, batch_size, augment, seed, one_hot):
+    """The training and validation pipelines.
+
+    Training drops the last partial batch: a smaller final batch would be
+    traced as a second training step and would skew BatchNorm statistics.
+    """
+    classes = _classes_if(one_hot, bundle)
+    train_data = pipeline(bundle.train, batch_size, True, augment, seed, drop_remainder=True,
+                          one_hot_classes=classes)
+    val_data = pipeline(bundle.val, batch_size, one_hot_classes=classes)
+    return _distributable(train_data), _distributable(val_data)
+
+
+def _steps_per_epoch(train_data):
+    steps = int(train_data.cardinality())
+    if steps == 0:
+        raise KCCError("batch_size is larger than the training split; choose a smaller one")
+    return steps if steps > 0 else None
+
+
+def learning_rate_over_run(learning_rate, schedule, epochs, steps_per_epoch, warmup_epochs=0):
+    """A constant rate, or a named schedule stretched over the whole run."""
+    if schedule is None:
+        return learning_rate
+    from keras_cv_course.training import schedules
+
+    if steps_per_epoch is None:
+        raise KCCError("a learning-rate schedule needs a training split of known size")
+    warmup = warmup_epochs * steps_per_epoch
+    total = max(1, epochs * steps_per_epoch - warmup)  # the schedule starts after the warm-up
+    arguments = {
+        "cosine": dict(initial_learning_rate=learning_rate, decay_steps=total),
+        "linear": dict(initial_learning_rate=learning_rate, decay_steps=total),
+        "step": dict(initial_learning_rate=learning_rate, step_size=max(1, total // 3)),
+        "inverse_sqrt": dict(initial_learning_rate=learning_rate, timescale=steps_per_epoch),
+        "one_cycle": dict(max_learning_rate=learning_rate, total_steps=total),
+    }
+    if schedule not in arguments:
+        raise unknown_name_error("learning-rate schedule", schedule, arguments)
+    return schedules.get(schedule, warmup_steps=warmup, **arguments[schedule])
+
+
+def _fit(net, info, bundle, run, train_data, val_data, epochs, backup_every_steps, verbose,
+         chief):
     if info.training == "memorize":
         net.memorize(*bundle.arrays["train"])
         return {}
-    train_data = _distributable(pipeline(bundle.train, batch_size, True, augment, seed,
-                                         one_hot_classes=_classes_if(one_hot, bundle)))
-    val_data = _distributable(pipeline(bundle.val, batch_size,
-                                       one_hot_classes=_classes_if(one_hot, bundle)))
     golden = bundle.golden_batch(4)
     callbacks = run_callbacks.standard_callbacks(run, info.task, golden, backup_every_steps, chief)
     history = net.fit(train_data, validation_data=val_data, epochs=epochs, callbacks=callbacks,
