@@ -10,9 +10,6 @@ import pytest
 from keras_cv_course import applications
 from keras_cv_course.applications.catalog import reference_matches
 
-# Share one worker (and one build of every full-size model) with tests/test_readme.py.
-pytestmark = pytest.mark.xdist_group(name="full_size")
-
 WITH_REFERENCE = [name for name in applications.list_models()
                   if applications.get_info(name).reference_params is not None]
 

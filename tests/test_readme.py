@@ -2,8 +2,6 @@
 
 import os
 
-import pytest
-
 from keras_cv_course.applications import catalog
 
 README = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "README.md")
@@ -14,7 +12,6 @@ def _readme():
         return handle.read()
 
 
-@pytest.mark.xdist_group(name="full_size")
 def test_model_table_is_current(full_size_stats):
     text = _readme()
     assert catalog.replace_table(text, full_size_stats) == text, (
