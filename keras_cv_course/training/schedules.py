@@ -87,9 +87,11 @@ class StepDecay(_Schedule):
         return self.initial_learning_rate * ops.power(self.gamma, drops)
 
 
-@_SERIALIZABLE
-class CosineDecay(_Schedule):
-    """Half a cosine from ``initial_learning_rate`` down to ``end_learning_rate``.
+class _Decay(_Schedule):
+    """A decay from ``initial_learning_rate`` to ``end_learning_rate`` over ``decay_steps``.
+
+    Subclasses give the curve: ``fraction(progress)`` is 1 at the start and 0 at
+    the end, for ``progress = min(step / decay_steps, 1)``.
 
     Args:
         initial_learning_rate: ``lr0``.
@@ -104,30 +106,24 @@ class CosineDecay(_Schedule):
 
     def __call__(self, step):
         progress = ops.minimum(_step(step) / self.decay_steps, 1.0)
-        cosine = 0.5 * (1.0 + ops.cos(math.pi * progress))
         span = self.initial_learning_rate - self.end_learning_rate
-        return self.end_learning_rate + span * cosine
+        return self.end_learning_rate + span * self.fraction(progress)
 
 
 @_SERIALIZABLE
-class LinearDecay(_Schedule):
-    """A straight line from ``initial_learning_rate`` to ``end_learning_rate``.
+class CosineDecay(_Decay):
+    """Half a cosine from ``initial_learning_rate`` down to ``end_learning_rate``."""
 
-    Args:
-        initial_learning_rate: ``lr0``.
-        decay_steps: ``T``, the length of the decay.
-        end_learning_rate: the value at and after step ``T``.
-    """
+    def fraction(self, progress):
+        return 0.5 * (1.0 + ops.cos(math.pi * progress))
 
-    def __init__(self, initial_learning_rate, decay_steps, end_learning_rate=0.0):
-        _positive("decay_steps", decay_steps)
-        super().__init__(initial_learning_rate=initial_learning_rate, decay_steps=decay_steps,
-                         end_learning_rate=end_learning_rate)
 
-    def __call__(self, step):
-        progress = ops.minimum(_step(step) / self.decay_steps, 1.0)
-        return self.initial_learning_rate + (
-            self.end_learning_rate - self.initial_learning_rate) * progress
+@_SERIALIZABLE
+class LinearDecay(_Decay):
+    """A straight line from ``initial_learning_rate`` to ``end_learning_rate``."""
+
+    def fraction(self, progress):
+        return 1.0 - progress
 
 
 @_SERIALIZABLE
