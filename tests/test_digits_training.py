@@ -14,6 +14,8 @@ builders' ``bn_momentum``): at the reference 0.99/0.999 the moving statistics
 lag the few hundred steps of these runs and evaluation stays at chance.
 """
 
+import math
+
 import pytest
 
 from keras_cv_course import applications
@@ -88,5 +90,8 @@ def test_family_learns_digits(family, digits, tmp_path):
     name, size, channels, overrides, fit = FAMILIES[family]
     run = train(name, digits(size, channels), str(tmp_path / name), verbose=0,
                 **fit, **overrides)
-    assert len(digits(size, channels).arrays["test"][1]) == 360
-    assert run.metrics["accuracy"] >= TARGET, (family, run.metrics)
+    test_images = len(digits(size, channels).arrays["test"][1])
+    assert test_images == 360
+    # Compare counts, not float32 ratios: 342 of 360 is exactly 95%.
+    correct = round(run.metrics["accuracy"] * test_images)
+    assert correct >= math.ceil(TARGET * test_images), (family, run.metrics)
