@@ -1,7 +1,7 @@
 """The ``kcc`` command (also ``python -m keras_cv_course``).
 
     kcc models [--task T] [--pattern P]
-    kcc train MODEL --data D [--epochs N --batch-size B --strategy S --out RUN ...]
+    kcc train MODEL --data D [--config tiny|full --epochs N --strategy S --out RUN ...]
     kcc evaluate RUN
     kcc export RUN [--formats savedmodel tflite onnx] [--out DIR]
     kcc quickstart
@@ -49,12 +49,17 @@ def build_parser():
     commands = parser.add_subparsers(dest="command", required=True)
 
     models = commands.add_parser("models", help="list registered models")
-    models.add_argument("--task", help="classification, segmentation or generative")
+    models.add_argument("--task", help="a task name; `kcc tasks` lists them")
     models.add_argument("--pattern", help="shell-style name pattern, e.g. 'resnet*'")
     models.set_defaults(handler=cmd_models)
 
+    tasks = commands.add_parser("tasks", help="list the registered tasks")
+    tasks.set_defaults(handler=cmd_tasks)
+
     train = commands.add_parser("train", help="train a model and write a run folder")
     train.add_argument("model")
+    train.add_argument("--config", choices=["tiny", "full"], default="full",
+                       help="the registry's tiny config (minutes on a CPU) or full config")
     train.add_argument("--data", required=True, help="digits, shapes, cifar10, ..., folder:PATH")
     train.add_argument("--epochs", type=int, default=10)
     train.add_argument("--batch-size", type=int, default=32)
@@ -69,8 +74,8 @@ def build_parser():
     train.add_argument("--jit-compile", choices=["auto", "true", "false"], default="auto")
     train.add_argument("--image-size", type=int, nargs=2, metavar=("H", "W"))
     train.add_argument("--channels", type=int)
-    train.add_argument("--augment", choices=["none", "standard", "mixup", "cutmix"],
-                       help="batch augmentation policy (classification)")
+    train.add_argument("--augment", help="batch augmentation policy of the model's task "
+                       "(classification: standard, mixup, cutmix; segmentation: flip)")
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--backup-every-steps", type=int)
     train.add_argument("--out", help="run folder (default runs/MODEL-TIME)")
@@ -110,23 +115,45 @@ def cmd_models(args):
     print(f"{len(rows)} models")
 
 
+def cmd_tasks(args):
+    from keras_cv_course import applications, tasks
+
+    print(f"{'task':<18}{'models':>7}  {'headline metrics':<22}description")
+    for name in tasks.list_tasks():
+        task = tasks.get_task(name)
+        count = len(applications.list_models(task=name))
+        print(f"{name:<18}{count:>7}  {', '.join(task.headline_metrics):<22}{task.description}")
+
+
 def cmd_train(args):
     from keras_cv_course.training import train
 
-    run = train(args.model, args.data, args.out, epochs=args.epochs, batch_size=args.batch_size,
+    run = train(args.model, args.data, args.out, config=args.config, epochs=args.epochs,
+                batch_size=args.batch_size,
                 learning_rate=args.lr, optimizer=args.optimizer, strategy=args.strategy,
                 precision=args.precision, jit_compile=_jit(args.jit_compile),
                 image_size=args.image_size, channels=args.channels, seed=args.seed,
                 augment=args.augment, schedule=args.schedule, warmup_epochs=args.warmup_epochs,
                 backup_every_steps=args.backup_every_steps, **parse_overrides(args.set))
     print(f"run folder: {run.path}")
-    print("test metrics: " + ", ".join(f"{k}={v:.4f}" for k, v in run.metrics.items()))
+    _print_metrics(run.metrics, args.model)
 
 
 def cmd_evaluate(args):
-    from keras_cv_course.training import evaluate_run
+    from keras_cv_course.evaluation import evaluate_run
+    from keras_cv_course.runs import RunFolder
 
     metrics = evaluate_run(args.run)
+    _print_metrics(metrics, RunFolder(args.run).read_config()["model"])
+
+
+def _print_metrics(metrics, model_name):
+    """The task's headline metrics first, then every metric."""
+    from keras_cv_course import applications, tasks
+
+    task = tasks.get_task(applications.get_info(model_name).task)
+    headline = task.headline(metrics)
+    print(f"{task.name} headline: " + ", ".join(f"{k}={v:.4f}" for k, v in headline.items()))
     print("test metrics: " + ", ".join(f"{k}={v:.4f}" for k, v in metrics.items()))
 
 

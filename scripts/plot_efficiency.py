@@ -1,11 +1,11 @@
 """Draws the "CNN architectures: efficiency" bubble chart from the registry.
 
 One bubble per registered classifier that has an ImageNet top-1 accuracy in
-its registry entry (``ModelInfo.imagenet_top1``): x is the GMACs of one
+its registry entry (``info.fact("imagenet_top1")``): x is the GMACs of one
 224x224 (or the model's own full-size input) forward pass, counted by
 ``keras_cv_course.applications.flops`` on ``build_full``; y is the top-1
 accuracy; the bubble's area is proportional to the parameter count. Each
-accuracy's source is the entry's ``top1_source``; the script writes them to
+accuracy's source is the entry's ``top1_source`` fact; the script writes them to
 ``docs/figures/efficiency_sources.md`` next to the figure.
 
 Usage:
@@ -38,17 +38,18 @@ def collect(pattern=None):
     rows = []
     for name in applications.list_models(task="classification", pattern=pattern):
         info = applications.get_info(name)
-        if info.imagenet_top1 is None:
+        top1 = info.fact("imagenet_top1")
+        if top1 is None:
             print(f"skip {name}: no imagenet_top1 in its registry entry")
             continue
         model = applications.build_full(name)
         report = applications.flops(model)
         rows.append(dict(name=name, family=info.family, gmacs=report.gmacs,
                          params=applications.parameter_count(model),
-                         top1=info.imagenet_top1, source=info.top1_source,
+                         top1=top1, source=info.fact("top1_source"),
                          uncounted=report.uncounted))
         print(f"{name:24s} {report.gmacs:8.3f} GMACs {rows[-1]['params']:>12,} params "
-              f"top-1 {info.imagenet_top1:.2f}")
+              f"top-1 {top1:.2f}")
         if report.uncounted:
             print(f"    warning: layers without a MAC rule: {report.uncounted}")
         del model

@@ -42,7 +42,7 @@ def test_train_evaluate_export_round_trip(tmp_path, capsys):
     (["train", "mlp", "--data", "folder:/no/such/folder"], "image folder not found"),
     (["train", "mlp", "--data", "digits", "--set", "oops"], "--set expects KEY=VALUE"),
     (["train", "mlp", "--data", "digits", "--set", "input_shape=(8,8,3)"],
-     "does not match the data's image shape (8, 8, 1)"),
+     "does not match the data's shape (8, 8, 1)"),
     (["evaluate", "/no/such/run"], "not a run folder"),
     (["export", "/no/such/model.keras"], "model file not found"),
     (["models", "--task", "clasification"], "unknown task 'clasification'"),
@@ -62,3 +62,26 @@ def test_corrupt_keras_file_from_a_real_process(tmp_path):
     assert "Traceback" not in result.stderr
     assert "not a valid .keras file" in result.stderr.strip().splitlines()[-1]
     assert not os.path.exists(tmp_path / "export")
+
+
+def test_models_and_tasks_list_every_task(capsys):
+    from keras_cv_course import tasks
+
+    assert main(["tasks"]) == 0
+    out = capsys.readouterr().out
+    for name in tasks.list_tasks():
+        assert name in out
+        assert main(["models", "--task", name]) == 0
+        assert " models" in capsys.readouterr().out
+
+
+def test_train_the_tiny_config_of_any_model(tmp_path, capsys):
+    run = str(tmp_path / "fcn")
+    assert main(["train", "fcn8s", "--data", "shapes", "--config", "tiny", "--epochs", "1",
+                 "--batch-size", "16", "--out", run, "--augment", "flip"]) == 0
+    assert "segmentation headline: mean_iou=" in capsys.readouterr().out
+    import json
+
+    with open(os.path.join(run, "config.json")) as handle:
+        config = json.load(handle)
+    assert config["config"] == "tiny" and config["augment"] == "flip"

@@ -23,7 +23,8 @@ def test_manifest_records_sizes_ops_and_parity(tiny_model, tmp_path):
     manifest = export(tiny_model, out, model_name="mlp")
     with open(os.path.join(out, "manifest.json")) as handle:
         assert json.load(handle) == manifest
-    assert manifest["input"] == {"name": "images", "shape": [None, 8, 8, 1], "dtype": "float32"}
+    assert manifest["inputs"] == {"images": {"shape": [None, 8, 8, 1], "dtype": "float32"}}
+    assert manifest["task"] == "classification"
     assert list(manifest["outputs"]) == ["predictions"]
     for entry in manifest["artifacts"].values():
         assert os.path.exists(os.path.join(out, entry["path"]))
@@ -81,7 +82,7 @@ def test_existing_folder_needs_overwrite(tiny_model, tmp_path):
 def test_unknown_format_and_wrong_golden_batch(tiny_model, tmp_path):
     with pytest.raises(KCCError, match="formats must be some of"):
         export(tiny_model, str(tmp_path / "a"), formats=["coreml"])
-    with pytest.raises(KCCError, match="golden batch must have image shape"):
+    with pytest.raises(KCCError, match=r"golden batch 'images' must have shape \(batch, 8, 8, 1\)"):
         export(tiny_model, str(tmp_path / "b"), golden_batch=np.zeros((2, 9, 9, 1)))
     assert not os.listdir(tmp_path)
 
@@ -112,3 +113,21 @@ def test_parity_error_is_relative_only_above_one():
     assert parity_error(np.array([0.5]), np.array([0.5001])) == pytest.approx(1e-4)
     assert parity_error(np.array([1000.1]), np.array([1000.0])) == pytest.approx(1e-4)
     assert parity_error(np.zeros(2), np.zeros(3)) == float("inf")
+
+
+def test_export_imports_no_training_code():
+    import subprocess
+    import sys
+
+    code = ("import sys, keras_cv_course.export, keras_cv_course.runs; "
+            "print([m for m in sys.modules if m.startswith('keras_cv_course.training')])")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            timeout=300)
+    assert result.stdout.strip().splitlines()[-1] == "[]", result.stderr[-2000:]
+
+
+def test_export_takes_a_keras_file(tiny_model, tmp_path):
+    path = str(tmp_path / "mlp.keras")
+    tiny_model.save(path)
+    manifest = export(path, str(tmp_path / "export"), formats=["tflite"], model_name="mlp")
+    assert manifest["model"] == "mlp" and manifest["artifacts"]["tflite"]["parity"]["passed"]

@@ -95,6 +95,9 @@ def test_registry_memorize_save_and_load(tmp_path):
     info = applications.get_info("knn")
     assert info.training == "memorize" and info.reference_params is None
     model = applications.build_tiny("knn")
+    # The vote layer is the model's output, named as the classification task's output.
+    assert isinstance(model.get_layer("predictions"), knn.NearestNeighborVote)
+    assert model.output_names == [spec.name for spec in info.outputs] == ["predictions"]
     rng = np.random.default_rng(0)
     x = rng.uniform(size=(40, 8, 8, 1)).astype("float32")
     y = rng.integers(0, 10, 40)

@@ -7,5 +7,5 @@ from tests.harness import run_model_checks
 
 
 @pytest.mark.parametrize("name", applications.list_models())
-def test_registered_model(name, tmp_path):
-    run_model_checks(name, str(tmp_path))
+def test_registered_model(name, tmp_path, claim_architecture):
+    run_model_checks(name, str(tmp_path), claim_architecture)

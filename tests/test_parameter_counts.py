@@ -17,7 +17,7 @@ WITH_REFERENCE = [name for name in applications.list_models()
 @pytest.mark.parametrize("name", WITH_REFERENCE)
 def test_full_size_parameter_count_equals_reference(name, full_size_stats):
     info = applications.get_info(name)
-    ours = full_size_stats[name]["params"]
+    ours = full_size_stats(name)["params"]
     assert reference_matches(info, ours), (
         f"{name}: {ours:,} parameters, reference {info.reference_params:,} ({info.params_source})")
 

@@ -103,7 +103,8 @@ def test_segmentation_and_generative_runs_log_images(tmp_path):
         train("conv_vae", digits, str(tmp_path / "vae"), epochs=1, batch_size=64, verbose=0,
               latent_dim=4, widths=(8, 16)),
     ]
-    expected = [{"inputs", "predicted_masks"}, {"inputs", "reconstructions", "samples"}]
+    expected = [{"inputs", "predicted_masks", "overlays"},
+                {"inputs", "reconstructions", "samples"}]
     for run, tags in zip(runs, expected):
         events = EventAccumulator(os.path.join(run.path, "logs", "images"),
                                   size_guidance={"tensors": 0})

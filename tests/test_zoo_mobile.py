@@ -139,7 +139,7 @@ def test_efficientnet_transplant_exact(key):
     assert target.get_layer("top_dropout").rate == source.get_layer("top_dropout").rate
 
 
-@pytest.mark.parametrize("key", sorted(efficientnet.VARIANTS))
+@pytest.mark.parametrize("key", sorted(efficientnet.COEFFICIENTS))
 def test_efficientnet_published_coefficients_match_keras(key):
     """(width, depth, resolution, dropout) equal the arguments keras.applications passes."""
     constructor = getattr(keras.applications, f"EfficientNet{key.upper()}")
@@ -147,12 +147,12 @@ def test_efficientnet_published_coefficients_match_keras(key):
     number = r"\s*([0-9.]+),"
     match = re.search(r"return EfficientNet\(" + number * 4, source)
     assert match is not None, "keras.applications source changed shape"
-    assert tuple(float(v) for v in match.groups()) == efficientnet.VARIANTS[key]
+    assert tuple(float(v) for v in match.groups()) == efficientnet.COEFFICIENTS[key]
     # The default input size comes from the table (a tiny width keeps this fast).
-    size = efficientnet.VARIANTS[key][2]
+    size = efficientnet.COEFFICIENTS[key][2]
     ours = efficientnet.efficientnet_variant(key, width_coefficient=0.05, depth_coefficient=0.1)
     assert ours.input_shape == (None, size, size, 3)
-    assert ours.get_layer("top_dropout").rate == efficientnet.VARIANTS[key][3]
+    assert ours.get_layer("top_dropout").rate == efficientnet.COEFFICIENTS[key][3]
 
 
 def test_efficientnet_b3_structure_matches_keras():
@@ -185,12 +185,12 @@ def test_published_variants_round_the_rule():
     """B4-B7 follow the rule's width and resolution only approximately; depth grows slower."""
     for phi in (4, 5, 6, 7):
         width, depth, resolution = efficientnet.compound_scale(phi)
-        published_width, published_depth, published_size, _ = efficientnet.VARIANTS[f"b{phi}"]
+        published_width, published_depth, published_size, _ = efficientnet.COEFFICIENTS[f"b{phi}"]
         assert published_width == pytest.approx(width, rel=0.06)
         assert published_size == pytest.approx(resolution, rel=0.04)
         assert published_depth < depth
         assert (published_width, published_size) != (width, resolution)
-    assert efficientnet.VARIANTS["b1"][:3] != efficientnet.compound_scale(1)
+    assert efficientnet.COEFFICIENTS["b1"][:3] != efficientnet.compound_scale(1)
 
 
 def test_efficientnet_from_phi_builds_custom_size():

@@ -26,7 +26,7 @@ KNOWN_STAGES = [
 
 @pytest.mark.parametrize("name, widths, depths", KNOWN_STAGES)
 def test_generator_reproduces_known_stages(name, widths, depths):
-    params = {k: v for k, v in regnet.VARIANTS[name][0].items() if k != "se_ratio"}
+    params = {k: v for k, v in regnet.DESIGNS[name].items() if k != "se_ratio"}
     stages = regnet.regnet_widths(**params)
     assert stages["widths"] == widths
     assert stages["depths"] == depths
@@ -37,7 +37,7 @@ def test_generator_reproduces_known_stages(name, widths, depths):
 def test_pycls_rounding_differs_where_a_half_group_is_rounded():
     # 392 channels are 24.5 groups of 16: pycls rounds to even (384),
     # torchvision rounds up (400).
-    params = {k: v for k, v in regnet.VARIANTS["regnet_x_400mf"][0].items()}
+    params = {k: v for k, v in regnet.DESIGNS["regnet_x_400mf"].items()}
     assert regnet.regnet_widths(**params, rounding="pycls")["widths"][-1] == 384
     assert regnet.regnet_widths(**params)["block_widths"][-1] == 392
 

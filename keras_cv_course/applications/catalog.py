@@ -52,7 +52,8 @@ def markdown_table(stats):
         reference = f"{info.reference_params:,}" if info.reference_params else "-"
         exports = ["yes" if info.supports_export(fmt) else "no" for fmt in EXPORT_FORMATS]
         paper = info.paper.split(". ")[0] if info.paper else "-"
-        top1 = f"{info.imagenet_top1:.1f}" if info.imagenet_top1 else "-"
+        top1 = info.fact("imagenet_top1")
+        top1 = f"{top1:.1f}" if top1 else "-"
         lines.append(f"| `{name}` | {info.task} | {paper} | {stats[name]['params']:,} | "
                      f"{reference} | {info.params_source} | {stats[name]['gmacs']:.3f} | "
                      f"{top1} | " + " | ".join(exports) + " |")

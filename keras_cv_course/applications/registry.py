@@ -1,10 +1,11 @@
 """The model registry: one place that knows every model of the course.
 
-Each model file ends with ``register(...)`` calls, one per variant. A
-registered entry (``ModelInfo``) carries what the tests, the CLI, the export
-layer and the README need to treat every model the same way:
+Each model file ends with one ``register_family(...)`` call over a table of
+variant records (``CONTRIBUTING.md``: adding a model). A registered entry
+(``ModelInfo``) carries what the tests, the CLI, the export layer and the
+README need to treat every model the same way:
 
-* the builder and the task it solves;
+* the builder and the task it solves, with its named inputs and outputs;
 * the paper it follows;
 * the reference parameter count and where it comes from;
 * a tiny config for tests and a full config for parameter counting;
@@ -31,7 +32,6 @@ from typing import Callable
 from keras_cv_course.errors import KCCError, unknown_name_error
 
 EXPORT_FORMATS = ("savedmodel", "tflite", "onnx")
-TASKS = ("classification", "segmentation", "generative")
 
 _REGISTRY = {}
 
@@ -44,7 +44,8 @@ class ModelInfo:
         name: registry name, e.g. ``"resnet18"``.
         builder: callable that returns a ``keras.Model``; keyword arguments
             override its defaults.
-        task: one of ``TASKS``; decides loss, metrics, data and targets.
+        task: a registered task name (``keras_cv_course.tasks.list_tasks()``);
+            the task decides data, targets, loss, metrics and export rules.
         family: model family, e.g. ``"resnet"``.
         paper: citation (title, venue, year, arXiv id).
         reference_params: parameter count of the reference implementation,
@@ -63,12 +64,12 @@ class ModelInfo:
             task's default loss is not the model's (e.g. a multiclass SVM).
         training: ``"gradient"`` (``model.fit``) or ``"memorize"`` for
             non-parametric models such as kNN, which store the training set
-            through ``model.memorize(images, labels)``.
-        imagenet_top1: top-1 accuracy (%) on ImageNet reported for the
-            reference model, or ``None``.
-        top1_source: where ``imagenet_top1`` comes from.
-        pretrained: which pretrained weights ``weights=`` accepts, e.g.
-            ``("imagenet",)``.
+            through ``model.memorize(inputs, targets)``.
+        inputs: the model's named inputs (``specs.TensorSpec``); by default
+            the task's.
+        outputs: the model's named outputs; by default the task's.
+        facts: fields that only the task's models carry, e.g. a classifier's
+            ``imagenet_top1``; the task lists them in ``fact_fields``.
     """
 
     name: str
@@ -86,31 +87,59 @@ class ModelInfo:
     description: str = ""
     loss: Callable | None = None
     training: str = "gradient"
-    imagenet_top1: float | None = None
-    top1_source: str = ""
-    pretrained: tuple = ()
+    inputs: tuple = ()
+    outputs: tuple = ()
+    facts: dict = dataclasses.field(default_factory=dict)
 
     def supports_export(self, fmt):
         """Returns True when ``fmt`` is one of the formats this model exports to."""
         return fmt in EXPORT_FORMATS and fmt not in self.unsupported_exports
 
+    def fact(self, key, default=None):
+        """A task-specific fact, e.g. ``info.fact("imagenet_top1")``."""
+        return self.facts.get(key, default)
 
-def register(name, builder, **metadata):
-    """Adds a model to the registry.
+    def config(self, which):
+        """The builder arguments of the ``"tiny"`` or ``"full"`` config."""
+        if which not in CONFIGS:
+            raise unknown_name_error("config", which, CONFIGS)
+        return dict(self.tiny_config if which == "tiny" else self.full_config)
+
+
+CONFIGS = ("tiny", "full")
+_FIELDS = {field.name for field in dataclasses.fields(ModelInfo)}
+
+
+def register(name, builder, task, **metadata):
+    """Adds one model to the registry.
 
     Args:
         name: unique registry name.
         builder: callable returning a ``keras.Model``.
-        **metadata: the remaining ``ModelInfo`` fields.
+        task: a registered task name.
+        **metadata: the remaining ``ModelInfo`` fields; any other keyword
+            must be one of the task's ``fact_fields`` and goes to ``facts``.
 
     Returns:
         The new ``ModelInfo``.
+
+    Raises:
+        KCCError: a duplicate name, an unknown task, field or export format.
     """
+    from keras_cv_course.tasks import get_task
+
     if name in _REGISTRY:
         raise KCCError(f"model {name!r} is registered twice")
-    info = ModelInfo(name=name, builder=builder, **metadata)
-    if info.task not in TASKS:
-        raise KCCError(f"model {name!r}: task must be one of {TASKS}, got {info.task!r}")
+    task_object = get_task(task)
+    facts = {key: metadata.pop(key) for key in list(metadata) if key not in _FIELDS}
+    unknown = sorted(set(facts) - set(task_object.fact_fields))
+    if unknown:
+        raise KCCError(f"model {name!r}: unknown fields {unknown} for task {task!r} "
+                       f"(its facts: {list(task_object.fact_fields)})")
+    metadata.setdefault("inputs", task_object.input_specs)
+    metadata.setdefault("outputs", task_object.output_specs)
+    info = ModelInfo(name=name, builder=builder, task=task,
+                     facts={**metadata.pop("facts", {}), **facts}, **metadata)
     if info.training not in ("gradient", "memorize"):
         raise KCCError(f"model {name!r}: training must be 'gradient' or 'memorize'")
     for fmt in info.unsupported_exports:
@@ -118,6 +147,33 @@ def register(name, builder, **metadata):
             raise KCCError(f"model {name!r}: unknown export format {fmt!r}")
     _REGISTRY[name] = info
     return info
+
+
+def register_family(family, variants, **shared):
+    """Registers a family's table of variants: the one way models are registered.
+
+    Args:
+        family: the family's name, e.g. ``"resnet"``.
+        variants: one record (a dict) per variant, each with ``name``,
+            ``builder`` and any ``ModelInfo`` field or task fact.
+        **shared: fields every variant shares (``task``, ``paper``,
+            ``tiny_config``, ...); a record's own fields win.
+
+    Returns:
+        The new ``ModelInfo`` objects.
+
+    Example:
+        >>> register_family("vgg", [
+        ...     dict(name="vgg11", builder=VGG11, reference_params=132_863_336,
+        ...          params_source="torchvision vgg11"),
+        ... ], task="classification", paper=PAPER, tiny_config=TINY)
+    """
+    return [register(**{**shared, "family": family, **record}) for record in variants]
+
+
+def unregister(name):
+    """Removes a model, e.g. one that a test or a notebook cell registered."""
+    _REGISTRY.pop(name, None)
 
 
 def get_info(name):
@@ -139,8 +195,10 @@ def list_models(task=None, pattern=None):
         pattern: keep only names matching this shell-style pattern, e.g.
             ``"resnet*"``.
     """
-    if task is not None and task not in TASKS:
-        raise unknown_name_error("task", task, TASKS)
+    if task is not None:
+        from keras_cv_course.tasks import get_task
+
+        get_task(task)  # an unknown task is an error that lists the known ones
     names = sorted(_REGISTRY)
     if task is not None:
         names = [n for n in names if _REGISTRY[n].task == task]
@@ -165,14 +223,19 @@ def build(name, **overrides):
     return info.builder(**overrides)
 
 
+def build_config(name, which, **overrides):
+    """Builds the ``"tiny"`` or ``"full"`` config of a registered model."""
+    return build(name, **{**get_info(name).config(which), **overrides})
+
+
 def build_tiny(name, **overrides):
     """Builds the tiny test config of a registered model."""
-    return build(name, **{**get_info(name).tiny_config, **overrides})
+    return build_config(name, "tiny", **overrides)
 
 
 def build_full(name, **overrides):
     """Builds the reference-size config of a registered model."""
-    return build(name, **{**get_info(name).full_config, **overrides})
+    return build_config(name, "full", **overrides)
 
 
 def is_running_statistic(weight):

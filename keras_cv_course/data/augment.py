@@ -66,6 +66,28 @@ def random_flip(images, seed=None):
     return ops.where(flip, ops.flip(images, axis=2), images)
 
 
+def flip_with_masks(images, masks, seed=None):
+    """Mirrors each image and its ``(batch, height, width)`` mask together, p = 1/2."""
+    flip = keras.random.uniform((_batch(images),), seed=seed) < 0.5
+    images = ops.where(flip[:, None, None, None], ops.flip(images, axis=2), images)
+    return images, ops.where(flip[:, None, None], ops.flip(masks, axis=2), masks)
+
+
+def flip_boxes(boxes):
+    """Moves normalised ``[ymin, xmin, ymax, xmax]`` boxes with a left-right flip.
+
+    ``x`` becomes ``1 - x``, so ``xmin' = 1 - xmax`` and ``xmax' = 1 - xmin``.
+    Padding rows (all -1) stay padding.
+
+    Args:
+        boxes: ``(..., 4)`` boxes in [0, 1], or -1 rows of padding.
+    """
+    ymin, xmin, ymax, xmax = (boxes[..., index] for index in range(4))
+    flipped = ops.stack([ymin, 1.0 - xmax, ymax, 1.0 - xmin], axis=-1)
+    padding = ops.all(boxes == -1.0, axis=-1, keepdims=True)
+    return ops.where(padding, boxes, flipped)
+
+
 def _grayscale(images):
     if images.shape[-1] == 3:
         weights = ops.convert_to_tensor([0.299, 0.587, 0.114], dtype=images.dtype)

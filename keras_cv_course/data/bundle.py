@@ -2,14 +2,19 @@
 
 Every source (embedded arrays, TensorFlow Datasets, a folder of images) ends
 as a ``DataBundle`` whose splits are unbatched ``tf.data.Dataset`` objects
-with one element per example:
+with one element per example, shaped by the bundle's task
+(``keras_cv_course.tasks``):
 
-* ``classification``: ``(image, label)``, label an int32 class index;
-* ``segmentation``: ``(image, mask)``, mask an int32 ``(H, W)`` class map;
-* ``generative``: ``image`` alone, since the target is the input.
+* ``(inputs, targets)`` for tasks with targets, ``inputs`` alone for tasks
+  without (a generative model learns its inputs);
+* ``inputs`` is one tensor when the task has one input (``images``, float32
+  in [0, 1], shape ``(H, W, C)``), else a dict keyed by input name (an
+  image and int32 tokens, say);
+* ``targets`` is one tensor for one target (class ids, masks) or a dict
+  (``{"boxes": (M, 4), "classes": (M,)}``, padded with -1).
 
-Images are float32 in [0, 1], shape ``(H, W, C)``. ``pipeline`` turns a
-split into batches with shuffling, augmentation and prefetching.
+``pipeline`` turns a split into batches with shuffling, augmentation,
+padding of variable-length targets, and prefetching.
 """
 
 import dataclasses
@@ -17,9 +22,10 @@ import dataclasses
 import numpy as np
 import tensorflow as tf
 
+from keras_cv_course import specs
 from keras_cv_course.errors import KCCError
 
-TARGET_KINDS = {"classification": "labels", "segmentation": "masks", "generative": None}
+PADDING = -1  # the value that pads boxes, classes and other variable-length targets
 
 
 @dataclasses.dataclass
@@ -28,13 +34,12 @@ class DataBundle:
 
     Attributes:
         name: the dataset's name, e.g. ``"digits"``.
-        task: the task the targets are for.
+        task: the name of the task the targets are for.
         train, val, test: unbatched ``tf.data.Dataset`` splits.
-        image_shape: ``(H, W, C)`` of every image.
-        num_classes: classes of the labels or masks (0 for generative).
+        num_classes: classes of the targets (0 when they have none).
         class_names: one name per class.
-        arrays: for in-memory sources, ``{"train": (x, y), ...}`` NumPy
-            arrays (``y`` is ``None`` for generative data).
+        arrays: for in-memory sources, ``{"train": (inputs, targets), ...}``
+            NumPy arrays (``targets`` is ``None`` for tasks without targets).
     """
 
     name: str
@@ -42,96 +47,174 @@ class DataBundle:
     train: tf.data.Dataset
     val: tf.data.Dataset
     test: tf.data.Dataset
-    image_shape: tuple
-    num_classes: int
+    num_classes: int = 0
     class_names: tuple = ()
     arrays: dict | None = None
 
     @classmethod
-    def from_arrays(cls, name, task, splits, num_classes, class_names=()):
-        """Builds a bundle from NumPy arrays.
+    def from_arrays(cls, name, task, splits, num_classes=0, class_names=()):
+        """Builds a bundle from NumPy arrays, checked against the task's specs.
 
         Args:
             name: dataset name.
-            task: one of ``TARGET_KINDS``.
-            splits: ``{"train": (x, y), "val": (x, y), "test": (x, y)}``;
-                ``x`` float images in [0, 1], ``y`` int targets or ``None``.
+            task: a registered task name.
+            splits: ``{"train": (inputs, targets), "val": ..., "test": ...}``;
+                ``inputs`` an array or a dict of arrays, ``targets`` an array,
+                a dict of arrays, or ``None``.
             num_classes: number of classes.
             class_names: optional class names.
 
         Raises:
-            KCCError: a split is empty, shapes disagree, or images hold NaN
-                or infinite values.
+            KCCError: a split is empty, a shape or dtype disagrees with the
+                task's specs, or a float array holds NaN or infinite values.
         """
-        if task not in TARGET_KINDS:
-            raise KCCError(f"task must be one of {sorted(TARGET_KINDS)}, got {task!r}")
-        checked = {key: _check_split(name, key, *splits[key], task)
-                   for key in ("train", "val", "test")}
-        datasets = {key: _to_dataset(x, y, task) for key, (x, y) in checked.items()}
-        return cls(name=name, task=task, image_shape=tuple(checked["train"][0].shape[1:]),
-                   num_classes=int(num_classes), class_names=tuple(class_names),
-                   arrays=checked, **datasets)
+        task_object = _task(task)
+        checked = {}
+        for key in ("train", "val", "test"):
+            if key not in splits:
+                raise KCCError(f"{name}: splits must have 'train', 'val' and 'test', "
+                               f"got {sorted(splits)}")
+            checked[key] = task_object.check_arrays(*splits[key], where=f"{name} {key}")
+        datasets = {key: _to_dataset(*value) for key, value in checked.items()}
+        return cls(name=name, task=task, num_classes=int(num_classes),
+                   class_names=tuple(class_names), arrays=checked, **datasets)
+
+    @property
+    def _task(self):
+        return _task(self.task)
+
+    @property
+    def input_specs(self):
+        """The inputs of one example, as ``TensorSpec`` objects."""
+        element = self.train.element_spec
+        inputs = element[0] if self._task.target_specs else element
+        return _specs_of(inputs, self._task.input_specs)
+
+    @property
+    def target_specs(self):
+        """The targets of one example, as ``TensorSpec`` objects (none without targets)."""
+        if not self._task.target_specs:
+            return ()
+        return _specs_of(self.train.element_spec[1], self._task.target_specs)
+
+    @property
+    def image_shape(self):
+        """``(H, W, C)`` of the ``images`` input (or of the only input)."""
+        by_name = {spec.name: spec for spec in self.input_specs}
+        spec = by_name.get("images", self.input_specs[0])
+        return tuple(spec.shape)
 
     def golden_batch(self, size=8):
-        """A fixed batch of test images, used to check exports against Keras."""
-        images = next(iter(self.test.map(_image_of).batch(size).take(1)))
-        return images.numpy()
+        """The first ``size`` test inputs, used to check exports against Keras."""
+        has_targets = bool(self._task.target_specs)
+        inputs = self.test.map(_inputs_of if has_targets else _same)
+        batch = next(iter(inputs.batch(size).take(1)))
+        return tf.nest.map_structure(lambda tensor: tensor.numpy(), batch)
 
 
-def _image_of(*element):
-    return element[0]
+def _task(name):
+    from keras_cv_course.tasks import get_task
+
+    return get_task(name)
 
 
-def _check_split(name, split, x, y, task):
-    x = np.asarray(x, dtype="float32")
-    if x.ndim != 4 or len(x) == 0:
-        raise KCCError(
-            f"{name} {split} images must be a non-empty (N, H, W, C) array, got shape {x.shape}"
-        )
-    if not np.all(np.isfinite(x)):
-        raise KCCError(f"{name} {split} images contain NaN or infinite values")
-    if task == "generative":
-        return x, None
-    y = np.asarray(y, dtype="int32")
-    expected = x.shape[:1] if task == "classification" else x.shape[:3]
-    if y.shape != expected:
-        raise KCCError(f"{name} {split} targets must have shape {expected}, got {y.shape}")
-    return x, y
+def _inputs_of(inputs, targets):
+    return inputs
 
 
-def _to_dataset(x, y, task):
-    if task == "generative":
-        return tf.data.Dataset.from_tensor_slices(x)
-    return tf.data.Dataset.from_tensor_slices((x, y))
+def _same(inputs):
+    return inputs
+
+
+def _to_dataset(inputs, targets):
+    if targets is None:
+        return tf.data.Dataset.from_tensor_slices(inputs)
+    return tf.data.Dataset.from_tensor_slices((inputs, targets))
+
+
+def _specs_of(structure, task_specs):
+    """``tf.TensorSpec`` (or a dict of them) -> package ``TensorSpec`` tuple."""
+    if isinstance(structure, dict):
+        named = structure
+    else:
+        named = {task_specs[0].name if task_specs else "inputs": structure}
+    return tuple(specs.TensorSpec(name, tuple(spec.shape), spec.dtype.name)
+                 for name, spec in named.items())
 
 
 def pipeline(dataset, batch_size, training=False, augment=None, seed=0,
-             shuffle_buffer=2048, drop_remainder=False, one_hot_classes=None):
-    """Batches a split for ``model.fit``: shuffle, batch, augment, prefetch.
+             shuffle_buffer=2048, drop_remainder=False, target_map=None):
+    """Batches a split for ``model.fit``: shuffle, batch (padding), augment, prefetch.
+
+    Elements whose tensors vary in length (boxes per image, caption tokens)
+    are padded to the longest in each batch with ``PADDING`` (-1).
 
     Args:
         dataset: an unbatched split of a ``DataBundle``.
         batch_size: global batch size (a distribution strategy splits it).
         training: shuffle each epoch and apply ``augment``.
-        augment: callable on a batch, ``(images, targets) -> (images,
-            targets)``, or ``None``.
+        augment: callable on a batch, ``(inputs, targets) -> (inputs,
+            targets)`` (``inputs -> inputs`` without targets), or ``None``.
         seed: shuffling seed, so runs are repeatable.
         shuffle_buffer: size of the shuffle buffer.
         drop_remainder: drop the last partial batch.
-        one_hot_classes: turn integer labels into one-hot vectors of this
-            many classes (for label-mixing augmentations); applied before
-            ``augment``.
+        target_map: applied to every batch's targets before ``augment``, e.g.
+            the one-hot labels of a label-mixing augmentation.
     """
     if int(batch_size) < 1:
         raise KCCError(f"batch_size must be a positive integer, got {batch_size!r}")
     if training:
         dataset = dataset.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
-    dataset = dataset.batch(int(batch_size), drop_remainder=drop_remainder)
-    if one_hot_classes:
-        dataset = dataset.map(lambda images, labels: (images, tf.one_hot(labels, one_hot_classes)))
+    dataset = _batch(dataset, int(batch_size), drop_remainder)
+    if target_map is not None:
+        dataset = dataset.map(lambda inputs, targets: (inputs, target_map(targets)))
     if training and augment is not None:
         dataset = dataset.map(augment, num_parallel_calls=tf.data.AUTOTUNE)
     return dataset.prefetch(tf.data.AUTOTUNE)
+
+
+def _batch(dataset, batch_size, drop_remainder):
+    """``batch``, or ``padded_batch`` when some tensor's length varies."""
+    shapes = tf.nest.flatten(dataset.element_spec)
+    if all(spec.shape.is_fully_defined() for spec in shapes):
+        return dataset.batch(batch_size, drop_remainder=drop_remainder)
+    padding = tf.nest.map_structure(lambda spec: tf.constant(PADDING, spec.dtype),
+                                    dataset.element_spec)
+    return dataset.padded_batch(batch_size, padding_values=padding,
+                                drop_remainder=drop_remainder)
+
+
+def pad_ragged(sequences, length=None, pad_value=PADDING, dtype=None):
+    """Stacks arrays of different lengths (along axis 0) into one padded array.
+
+    Args:
+        sequences: arrays ``(n_i, ...)`` with equal trailing shapes, e.g. the
+            ``(n_i, 4)`` boxes of each image.
+        length: the padded length; ``None`` uses the longest.
+        pad_value: the fill value of the padding.
+        dtype: the result's dtype; defaults to the first array's.
+
+    Returns:
+        ``(len(sequences), length, ...)``.
+
+    Raises:
+        KCCError: a sequence is longer than ``length``.
+
+    Example:
+        >>> pad_ragged([np.ones((1, 4)), np.ones((3, 4))]).shape
+        (2, 3, 4)
+    """
+    arrays = [np.asarray(seq, dtype=dtype) for seq in sequences]
+    longest = max((len(array) for array in arrays), default=0)
+    length = longest if length is None else int(length)
+    if longest > length:
+        raise KCCError(f"cannot pad sequences of length {longest} to length {length}")
+    trailing = arrays[0].shape[1:] if arrays else ()
+    out = np.full((len(arrays), length, *trailing), pad_value,
+                  dtype=dtype or (arrays[0].dtype if arrays else "float32"))
+    for index, array in enumerate(arrays):
+        out[index, :len(array)] = array
+    return out
 
 
 def resize_and_format(image, image_size=None, channels=None):

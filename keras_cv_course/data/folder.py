@@ -46,10 +46,16 @@ def list_image_folder(path):
     return np.asarray(files), np.asarray(labels, dtype="int32"), tuple(class_names)
 
 
-def load_folder(path, task="classification", image_size=(64, 64), channels=3, seed=0):
-    """Loads an image folder into a ``DataBundle`` for classification or generation."""
-    if task not in ("classification", "generative"):
-        raise KCCError(f"image folders serve classification or generative tasks, got {task!r}")
+def load_folder(path, task, image_size=(64, 64), channels=3, seed=0):
+    """Loads an image folder into a ``DataBundle``.
+
+    Args:
+        path: the folder, one sub-folder per class.
+        task: a task object whose annotations the folder has (``labels``, or none).
+        image_size: ``(height, width)`` every image is resized to.
+        channels: 1 or 3.
+        seed: seed of the split.
+    """
     files, labels, class_names = list_image_folder(path)
     if min(np.bincount(labels)) < 5:
         raise KCCError(f"image folder {path!r} needs at least 5 images per class to split it")
@@ -60,14 +66,18 @@ def load_folder(path, task="classification", image_size=(64, 64), channels=3, se
         image = tf.io.decode_image(raw, channels=channels, expand_animations=False)
         image.set_shape([None, None, channels])
         image = resize_and_format(image, image_size)
-        return image if task == "generative" else (image, label)
+        targets = task.targets_from({"labels": label})
+        return image if targets is None else (image, targets)
 
     def split(indices):
         dataset = tf.data.Dataset.from_tensor_slices((files[indices], labels[indices]))
         return dataset.map(decode, num_parallel_calls=tf.data.AUTOTUNE)
 
     parts = split_indices(labels, seed)
-    return DataBundle(name=f"folder:{path}", task=task, train=split(parts["train"]),
-                      val=split(parts["val"]), test=split(parts["test"]),
-                      image_shape=(*image_size, channels), num_classes=len(class_names),
-                      class_names=class_names)
+    with_classes = task.class_annotation is not None
+    bundle = DataBundle(name=f"folder:{path}", task=task.name, train=split(parts["train"]),
+                        val=split(parts["val"]), test=split(parts["test"]),
+                        num_classes=len(class_names) if with_classes else 0,
+                        class_names=class_names if with_classes else ())
+    task.validate(bundle)
+    return bundle

@@ -2,69 +2,118 @@
 
 These need the internet (or a prepared ``data_dir``) on first use. Tests run
 them under ``tfds.testing.mock_data``, which fakes the records.
+
+Each dataset maps TFDS features to the package's annotation names
+(``labels``, ``semantic_masks``), and the task makes its targets from them,
+so every task whose annotations a dataset has can load it.
 """
+
+import dataclasses
 
 import tensorflow as tf
 
 from keras_cv_course.data.bundle import DataBundle, resize_and_format
 
-# name -> (train split, val split, test split, image key, target key, default size)
+TRIMAP_CLASSES = ("pet", "background", "border")
+
+
+def _label(value, image_size):
+    return tf.cast(value, tf.int32)
+
+
+def _trimap(value, image_size):
+    """Oxford-IIIT Pet trimaps hold 1, 2, 3: shifted to class ids 0, 1, 2."""
+    mask = tf.image.resize(value, image_size, method="nearest")
+    return tf.cast(mask[..., 0], tf.int32) - 1
+
+
+@dataclasses.dataclass(frozen=True)
+class Annotation:
+    """One annotation read from a TFDS feature.
+
+    Attributes:
+        feature: the TFDS feature key.
+        convert: ``(value, image_size) -> tensor``, the annotation of one example.
+        class_names: its classes; ``None`` takes the feature's own names.
+    """
+
+    feature: str
+    convert: object
+    class_names: tuple | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class TfdsSpec:
+    """How one TFDS dataset becomes a bundle.
+
+    Attributes:
+        splits: TFDS split strings of train, val and test.
+        image_key: the image feature.
+        annotations: ``{annotation name: Annotation}``.
+        default_size: ``(height, width)`` when none is asked for.
+    """
+
+    splits: tuple
+    image_key: str
+    annotations: dict
+    default_size: tuple
+
+
+_CLASSIFIER_SPLITS = ("train[:90%]", "train[90%:]", "test")
+_LABELS = {"labels": Annotation("label", _label)}
 TFDS_SPECS = {
-    "cifar10": ("train[:90%]", "train[90%:]", "test", "image", "label", (32, 32)),
-    "mnist": ("train[:90%]", "train[90%:]", "test", "image", "label", (28, 28)),
-    "fashion_mnist": ("train[:90%]", "train[90%:]", "test", "image", "label", (28, 28)),
-    "imagenette": ("train[:90%]", "train[90%:]", "validation", "image", "label", (160, 160)),
-    "oxford_iiit_pet": ("train[:90%]", "train[90%:]", "test", "image", "label", (128, 128)),
+    "cifar10": TfdsSpec(_CLASSIFIER_SPLITS, "image", _LABELS, (32, 32)),
+    "mnist": TfdsSpec(_CLASSIFIER_SPLITS, "image", _LABELS, (28, 28)),
+    "fashion_mnist": TfdsSpec(_CLASSIFIER_SPLITS, "image", _LABELS, (28, 28)),
+    "imagenette": TfdsSpec(("train[:90%]", "train[90%:]", "validation"), "image", _LABELS,
+                           (160, 160)),
+    "oxford_iiit_pet": TfdsSpec(_CLASSIFIER_SPLITS, "image",
+                                {**_LABELS, "semantic_masks": Annotation(
+                                    "segmentation_mask", _trimap, TRIMAP_CLASSES)},
+                                (128, 128)),
 }
-SEGMENTATION_TARGETS = {"oxford_iiit_pet": ("segmentation_mask", ("pet", "background", "border"))}
 
 
-def supported_tasks(name):
-    """Tasks a TFDS dataset can serve."""
-    tasks = ["classification", "generative"]
-    if name in SEGMENTATION_TARGETS:
-        tasks.append("segmentation")
-    return tasks
+def tfds_annotations(name):
+    """The annotation names a TFDS dataset provides."""
+    return tuple(TFDS_SPECS[name].annotations)
 
 
 def load_tfds(name, task, image_size=None, channels=None, data_dir=None):
-    """Loads a TFDS dataset into a ``DataBundle``.
+    """Loads a TFDS dataset into a ``DataBundle`` for ``task`` (a task object).
 
     Args:
         name: a key of ``TFDS_SPECS``.
-        task: ``"classification"``, ``"generative"``, or ``"segmentation"``
-            for oxford_iiit_pet (its trimap, classes pet/background/border).
+        task: the task; its ``annotations`` pick the features to read.
         image_size: ``(height, width)``; defaults to the dataset's usual size.
         channels: 1 or 3; defaults to the dataset's own.
         data_dir: TFDS data folder.
     """
     import tensorflow_datasets as tfds
 
-    train_split, val_split, test_split, image_key, label_key, default_size = TFDS_SPECS[name]
-    image_size = tuple(image_size or default_size)
-    splits, info = tfds.load(name, split=[train_split, val_split, test_split],
-                             data_dir=data_dir, with_info=True)
-    if task == "segmentation":
-        mask_key, class_names = SEGMENTATION_TARGETS[name]
-        num_classes = len(class_names)
-    else:
-        mask_key = None
-        class_names = tuple(info.features[label_key].names)
-        num_classes = len(class_names)
-    channels = channels or info.features[image_key].shape[-1]
+    spec = TFDS_SPECS[name]
+    image_size = tuple(image_size or spec.default_size)
+    splits, info = tfds.load(name, split=list(spec.splits), data_dir=data_dir, with_info=True)
+    channels = channels or info.features[spec.image_key].shape[-1]
 
     def convert(example):
-        image = resize_and_format(example[image_key], image_size, channels)
-        if task == "generative":
-            return image
-        if task == "segmentation":
-            # Trimap values are 1, 2, 3: shift to class ids 0, 1, 2.
-            mask = tf.image.resize(example[mask_key], image_size, method="nearest")
-            return image, tf.cast(mask[..., 0], tf.int32) - 1
-        return image, tf.cast(example[label_key], tf.int32)
+        image = resize_and_format(example[spec.image_key], image_size, channels)
+        annotations = {key: spec.annotations[key].convert(
+            example[spec.annotations[key].feature], image_size) for key in task.annotations}
+        targets = task.targets_from(annotations)
+        return image if targets is None else (image, targets)
 
     train, val, test = (split.map(convert, num_parallel_calls=tf.data.AUTOTUNE)
                         for split in splits)
-    return DataBundle(name=name, task=task, train=train, val=val, test=test,
-                      image_shape=(*image_size, channels), num_classes=num_classes,
-                      class_names=class_names)
+    class_names = _class_names(info, spec, task)
+    bundle = DataBundle(name=name, task=task.name, train=train, val=val, test=test,
+                        num_classes=len(class_names), class_names=class_names)
+    task.validate(bundle)
+    return bundle
+
+
+def _class_names(info, spec, task):
+    if task.class_annotation is None:
+        return ()
+    annotation = spec.annotations[task.class_annotation]
+    return annotation.class_names or tuple(info.features[annotation.feature].names)

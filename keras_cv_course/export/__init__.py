@@ -4,8 +4,15 @@
 ``manifest.json``; ``load_runner(fmt, path)`` runs an artifact.
 """
 
-from keras_cv_course.export.api import FILE_NAMES, export, parity_error, verify_artifact
+from keras_cv_course.export.api import (
+    FILE_NAMES,
+    export,
+    golden_inputs,
+    serving_function,
+    verify_artifact,
+)
 from keras_cv_course.export.runners import load_runner, run_in_batches
+from keras_cv_course.tasks.base import parity_error
 
-__all__ = ["FILE_NAMES", "export", "load_runner", "parity_error", "run_in_batches",
-           "verify_artifact"]
+__all__ = ["FILE_NAMES", "export", "golden_inputs", "load_runner", "parity_error",
+           "run_in_batches", "serving_function", "verify_artifact"]

@@ -1,9 +1,9 @@
 """The three converters. SavedModel is the one intermediate form.
 
 1. ``write_savedmodel``: a Keras model becomes a SavedModel whose ``serve``
-   signature takes one named input and returns a dictionary of named
-   outputs (TFLite would otherwise return list outputs in reverse order,
-   and ONNX would name them ``Identity:N``).
+   signature takes the model's named inputs (any number, dtypes and ranks)
+   and returns a dictionary of named outputs (TFLite would otherwise return
+   list outputs in reverse order, and ONNX would name them ``Identity:N``).
 2. ``savedmodel_to_tflite``: ``TFLiteConverter.from_saved_model`` with the
    built-in op set only. Python's LiteRT interpreter cannot run Flex ops, so
    they are allowed only when asked for.
@@ -32,20 +32,24 @@ def model_output_names(model):
     return [tensor._keras_history.operation.name for tensor in model.outputs]
 
 
-def write_savedmodel(model, path, input_name="images"):
-    """Exports ``model`` with a ``serve`` signature: named input, dict outputs."""
+def write_savedmodel(model, path, serve, input_specs):
+    """Writes a SavedModel whose ``serve`` signature is ``serve``.
+
+    Args:
+        model: the Keras model whose variables the signature uses.
+        path: the SavedModel folder to write.
+        serve: ``{input name: tensor} -> {output name: tensor}``.
+        input_specs: the inputs (``specs.TensorSpec``); the signature takes
+            one tensor per spec, named as the spec, with a free batch axis.
+    """
     import keras
     import tensorflow as tf
 
-    names = model_output_names(model)
-    spec = tf.TensorSpec((None, *model.input_shape[1:]), tf.float32, name=input_name)
-
-    def serve(images):
-        return output_dict(model(images, training=False), names)
-
+    signature = {spec.name: tf.TensorSpec((None, *spec.shape), spec.dtype, name=spec.name)
+                 for spec in input_specs}
     archive = keras.export.ExportArchive()
     archive.track(model)
-    archive.add_endpoint("serve", serve, input_signature=[spec])
+    archive.add_endpoint("serve", serve, input_signature=[signature])
     archive.write_out(path, verbose=False)
 
 

@@ -1,7 +1,10 @@
 """Running each exported artifact the way a deployer would.
 
-Every runner is a callable ``runner(batch) -> {output_name: array}``, so
-verification and evaluation treat SavedModel, TFLite and ONNX alike.
+Every runner is a callable ``runner(inputs) -> {output_name: array}``, where
+``inputs`` is ``{input name: array}`` (or one array for a one-input model),
+so verification and evaluation treat SavedModel, TFLite and ONNX alike. Each
+runner also reports its ``input_names``, ``input_dtypes()`` and
+``op_counts()``.
 """
 
 import numpy as np
@@ -11,7 +14,21 @@ from keras_cv_course.errors import KCCError
 SIGNATURE = "serve"
 
 
-class SavedModelRunner:
+class Runner:
+    """What every runner shares: naming the inputs of a call."""
+
+    input_names = ()
+
+    def named(self, inputs):
+        """An array (one-input models) or a dict -> ``{input name: array}``."""
+        if isinstance(inputs, dict):
+            return {name: np.ascontiguousarray(value) for name, value in inputs.items()}
+        if len(self.input_names) != 1:
+            raise KCCError(f"this model takes inputs {list(self.input_names)}; pass a dict")
+        return {self.input_names[0]: np.ascontiguousarray(inputs)}
+
+
+class SavedModelRunner(Runner):
     """Calls the ``serve`` signature of a SavedModel with TensorFlow."""
 
     def __init__(self, path):
@@ -21,11 +38,15 @@ class SavedModelRunner:
         if SIGNATURE not in self.loaded.signatures:
             raise KCCError(f"SavedModel {path!r} has no {SIGNATURE!r} signature")
         self.function = self.loaded.signatures[SIGNATURE]
-        self.input_name = list(self.function.structured_input_signature[1])[0]
+        self.input_specs = self.function.structured_input_signature[1]
+        self.input_names = tuple(self.input_specs)
 
-    def __call__(self, batch):
-        outputs = self.function(**{self.input_name: batch})
+    def __call__(self, inputs):
+        outputs = self.function(**self.named(inputs))
         return {name: value.numpy() for name, value in outputs.items()}
+
+    def input_dtypes(self):
+        return {name: spec.dtype.name for name, spec in self.input_specs.items()}
 
     def op_counts(self):
         graph = self.function.graph.as_graph_def()
@@ -35,7 +56,7 @@ class SavedModelRunner:
         return _count(ops)
 
 
-class TFLiteRunner:
+class TFLiteRunner(Runner):
     """Runs a ``.tflite`` file with the LiteRT interpreter (``ai_edge_litert``)."""
 
     def __init__(self, path):
@@ -44,11 +65,16 @@ class TFLiteRunner:
         self.path = path
         self.interpreter = Interpreter(model_path=path)
         self.runner = self.interpreter.get_signature_runner(SIGNATURE)
-        self.input_name = list(self.runner.get_input_details())[0]
+        self.input_details = self.runner.get_input_details()
+        self.input_names = tuple(self.input_details)
 
-    def __call__(self, batch):
-        outputs = self.runner(**{self.input_name: np.ascontiguousarray(batch)})
+    def __call__(self, inputs):
+        outputs = self.runner(**self.named(inputs))
         return {name: np.asarray(value) for name, value in outputs.items()}
+
+    def input_dtypes(self):
+        return {name: np.dtype(detail["dtype"]).name
+                for name, detail in self.input_details.items()}
 
     def op_counts(self):
         """Op counts of the graph itself, before any delegate replaces nodes."""
@@ -61,20 +87,29 @@ class TFLiteRunner:
         return _count(op["op_name"] for op in plain._get_ops_details())
 
 
-class ONNXRunner:
+class ONNXRunner(Runner):
     """Runs a ``.onnx`` file with onnxruntime on the CPU."""
+
+    # onnxruntime names element types as "tensor(float)"; NumPy names them "float32".
+    ONNX_TYPES = {"tensor(float)": "float32", "tensor(double)": "float64",
+                  "tensor(int32)": "int32", "tensor(int64)": "int64", "tensor(uint8)": "uint8",
+                  "tensor(int8)": "int8", "tensor(bool)": "bool", "tensor(float16)": "float16"}
 
     def __init__(self, path):
         import onnxruntime
 
         self.path = path
         self.session = onnxruntime.InferenceSession(path, providers=["CPUExecutionProvider"])
-        self.input_name = self.session.get_inputs()[0].name
+        self.input_names = tuple(item.name for item in self.session.get_inputs())
         self.output_names = [output.name for output in self.session.get_outputs()]
 
-    def __call__(self, batch):
-        values = self.session.run(None, {self.input_name: batch})
+    def __call__(self, inputs):
+        values = self.session.run(None, self.named(inputs))
         return dict(zip(self.output_names, values))
+
+    def input_dtypes(self):
+        return {item.name: self.ONNX_TYPES.get(item.type, item.type)
+                for item in self.session.get_inputs()}
 
     def op_counts(self):
         import onnx
@@ -96,10 +131,22 @@ def load_runner(fmt, path):
         raise KCCError(f"cannot load {fmt} artifact {path!r}: {reason}") from None
 
 
-def run_in_batches(runner, images, batch_size=64):
-    """Runs a runner over many images; returns the concatenated outputs."""
-    parts = [runner(images[start:start + batch_size])
-             for start in range(0, len(images), batch_size)]
+def run_in_batches(runner, inputs, batch_size=64):
+    """Runs a runner over many examples; returns the concatenated outputs.
+
+    Args:
+        runner: any runner.
+        inputs: an array, or ``{input name: array}`` with equal lengths.
+        batch_size: examples per call.
+    """
+    named = inputs if isinstance(inputs, dict) else {None: inputs}
+    total = len(next(iter(named.values())))
+
+    def batch(start):
+        part = {name: value[start:start + batch_size] for name, value in named.items()}
+        return part if None not in part else part[None]
+
+    parts = [runner(batch(start)) for start in range(0, total, batch_size)]
     return {name: np.concatenate([part[name] for part in parts]) for name in parts[0]}
 
 

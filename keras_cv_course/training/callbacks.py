@@ -5,18 +5,18 @@ import os
 import keras
 import numpy as np
 
-from keras_cv_course.training.run_folder import RunFolder
+from keras_cv_course.runs import RunFolder
 
 
-def standard_callbacks(run: RunFolder, task, golden_images=None, backup_every_steps=None,
+def standard_callbacks(run: RunFolder, task, golden_inputs=None, backup_every_steps=None,
                        chief=True):
     """The callbacks every run gets.
 
     Args:
         run: the run folder.
-        task: the model's task; segmentation and generative models also log
-            images to TensorBoard.
-        golden_images: a fixed batch of images for the image summaries.
+        task: the model's task object; its ``summaries`` (if any) are logged
+            to TensorBoard as images each epoch.
+        golden_inputs: a fixed batch of inputs for the image summaries.
         backup_every_steps: also back up mid-epoch every this many steps, so
             a killed run loses at most that many steps.
         chief: False on non-chief workers, which keep backups but write no logs.
@@ -34,8 +34,8 @@ def standard_callbacks(run: RunFolder, task, golden_images=None, backup_every_st
         keras.callbacks.ModelCheckpoint(run.best_checkpoint, monitor="val_loss",
                                         save_best_only=True),
     ]
-    if task in ("segmentation", "generative") and golden_images is not None:
-        callbacks.append(ImageSummary(os.path.join(run.logs_dir, "images"), golden_images, task))
+    if golden_inputs is not None:
+        callbacks.append(ImageSummary(os.path.join(run.logs_dir, "images"), golden_inputs, task))
     return callbacks
 
 
@@ -62,41 +62,40 @@ class StopOnNonFiniteLoss(keras.callbacks.Callback):
 
 
 class ImageSummary(keras.callbacks.Callback):
-    """Writes inputs and predictions as TensorBoard images after each epoch.
+    """Writes the task's image summaries to TensorBoard after each epoch.
 
-    Segmentation: input, predicted class map. Generative: input,
-    reconstruction and, if the model has ``sample``, samples from the prior.
+    What is drawn is the task's choice (``Task.summaries``): segmentation
+    shows inputs and predicted class maps, generative models show inputs,
+    reconstructions and samples. Tasks without summaries write nothing.
     """
 
-    def __init__(self, log_dir, images, task, max_images=4):
+    def __init__(self, log_dir, inputs, task, max_images=4):
         super().__init__()
         self.log_dir = log_dir
-        self.images = np.asarray(images[:max_images])
+        self.inputs = _first(inputs, max_images)
         self.task = task
         self._writer = None
 
     def on_epoch_end(self, epoch, logs=None):
+        panels = self.task.summaries(self.model, self.inputs)
+        if not panels:
+            return
         import tensorflow as tf
 
         if self._writer is None:
             self._writer = tf.summary.create_file_writer(self.log_dir)
-        panels = {"inputs": self.images, **self._predictions()}
         with self._writer.as_default():
             for name, batch in panels.items():
-                tf.summary.image(name, batch, step=epoch, max_outputs=len(batch))
+                tf.summary.image(name, np.asarray(batch), step=epoch, max_outputs=len(batch))
         self._writer.flush()
-
-    def _predictions(self):
-        outputs = self.model(self.images, training=False)
-        if self.task == "segmentation":
-            classes = np.argmax(keras.ops.convert_to_numpy(outputs), axis=-1)
-            scale = max(1, outputs.shape[-1] - 1)
-            return {"predicted_masks": (classes[..., None] / scale).astype("float32")}
-        panels = {"reconstructions": keras.ops.convert_to_numpy(outputs["reconstruction"])}
-        if hasattr(self.model, "sample"):
-            panels["samples"] = self.model.sample(len(self.images), seed=0)
-        return panels
 
     def on_train_end(self, logs=None):
         if self._writer is not None:
             self._writer.close()
+
+
+def _first(inputs, count):
+    """The first ``count`` examples of an array or a dict of arrays."""
+    if isinstance(inputs, dict):
+        return {name: np.asarray(value[:count]) for name, value in inputs.items()}
+    return np.asarray(inputs[:count])

@@ -1,7 +1,7 @@
 """Two small fixes that let Keras 3.15 ``model.fit`` run multi-worker.
 
 Keras 3.15's TensorFlow trainer fails under ``MultiWorkerMirroredStrategy``
-(reproduced with two workers on localhost, see ../shared/DESIGN.md section 7):
+(reproduced with two workers on localhost; ``tests/test_training.py`` runs them):
 
 1. ``TensorFlowTrainer._maybe_symbolic_build`` reduces the first data batch
    with ``strategy.reduce("MEAN", batch)`` to build the model symbolically.

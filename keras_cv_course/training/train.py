@@ -3,11 +3,12 @@
     run = train("resnet18", "digits", epochs=5, image_size=(16, 16))
     run.metrics  # test-split metrics of the final model
 
-It builds the model inside the chosen ``tf.distribute`` strategy, compiles
-it for its task, fits it with the standard callbacks (TensorBoard,
-checkpoints, BackupAndRestore, TerminateOnNaN, CSV log), then saves the
-final model and its test metrics into the run folder. Calling it again on
-an unfinished run folder resumes from the last backup.
+It builds the model inside the chosen ``tf.distribute`` strategy, asks the
+model's task (``keras_cv_course.tasks``) how to compile, augment, watch and
+evaluate it, fits it with the standard callbacks (TensorBoard, checkpoints,
+BackupAndRestore, TerminateOnNaN, CSV log), then saves the final model and
+its test metrics into the run folder. Calling it again on an unfinished run
+folder resumes from the last backup.
 """
 
 import dataclasses
@@ -16,11 +17,13 @@ import time
 
 import keras
 
-from keras_cv_course import applications
+from keras_cv_course import applications, specs
 from keras_cv_course.data import DataBundle, load_dataset, pipeline
 from keras_cv_course.errors import KCCError, unknown_name_error
+from keras_cv_course.evaluation import evaluate_model
+from keras_cv_course.runs import RunFolder
+from keras_cv_course.tasks import get_task
 from keras_cv_course.training import callbacks as run_callbacks
-from keras_cv_course.training.run_folder import RunFolder
 from keras_cv_course.training.strategies import get_strategy, is_chief
 
 PRECISIONS = (None, "float32", "mixed_float16", "mixed_bfloat16")
@@ -40,7 +43,7 @@ class Run:
 def train(model, data, out=None, *, epochs=10, batch_size=32, learning_rate=1e-3,
           optimizer="adam", strategy="auto", precision=None, jit_compile="auto", augment=None,
           image_size=None, channels=None, seed=0, backup_every_steps=None, verbose="auto",
-          schedule=None, warmup_epochs=0, **model_overrides):
+          schedule=None, warmup_epochs=0, config="full", **model_overrides):
     """Trains a registered model on a dataset and writes a run folder.
 
     Args:
@@ -54,10 +57,11 @@ def train(model, data, out=None, *, epochs=10, batch_size=32, learning_rate=1e-3
         precision: ``None``/``"float32"``, ``"mixed_float16"`` or
             ``"mixed_bfloat16"``.
         jit_compile: passed to ``model.compile`` (``"auto"``, True, False).
-        augment: a policy name from ``data.augment.POLICIES`` (``"standard"``,
-            ``"mixup"``, ``"cutmix"``) or a callable on a batch
-            ``(images, targets) -> (images, targets)``. Label-mixing
-            policies train on one-hot labels with categorical cross-entropy.
+        augment: a policy name the model's task accepts (classification:
+            ``"standard"``, ``"mixup"``, ``"cutmix"``; segmentation:
+            ``"flip"``) or a callable on a batch ``(inputs, targets) ->
+            (inputs, targets)``. Label-mixing policies train on one-hot
+            labels with categorical cross-entropy.
         image_size, channels: data resizing when ``data`` is a name.
         seed: seed of data order and weight initialisation.
         backup_every_steps: back up mid-epoch this often (default: each epoch).
@@ -66,16 +70,18 @@ def train(model, data, out=None, *, epochs=10, batch_size=32, learning_rate=1e-3
             ``training.schedules.SCHEDULES`` (e.g. ``"cosine"``), or ``None``
             for a constant rate.
         warmup_epochs: linear warm-up before the schedule.
-        **model_overrides: builder arguments, e.g. ``stage_widths=(16, 32, 64, 64)``.
+        config: ``"full"`` (the registry's reference config; the default) or
+            ``"tiny"`` (its test config, which trains in minutes on a CPU).
+            The data decides the input shape and class count either way.
+        **model_overrides: builder arguments, e.g. ``stage_widths=(16, 32, 64, 64)``;
+            they win over the config.
 
     Returns:
         A ``Run``.
     """
     info = applications.get_info(model)
-    if precision not in PRECISIONS:
-        raise KCCError(f"precision must be one of {PRECISIONS}, got {precision!r}")
-    if int(epochs) < 1:
-        raise KCCError(f"epochs must be a positive integer, got {epochs!r}")
+    task = get_task(info.task)
+    _check_arguments(info, precision, epochs, config)
     run = _check_run_folder(out, info.name)
     # Multi-worker collectives must be configured before TensorFlow runs any op.
     distribution = get_strategy(strategy)
@@ -83,41 +89,49 @@ def train(model, data, out=None, *, epochs=10, batch_size=32, learning_rate=1e-3
         data, info.task, image_size, channels, seed)
     if bundle.task != info.task:
         raise KCCError(f"model {info.name!r} needs {info.task} data, got {bundle.task} data")
-    augment = _augmentation(augment, info, bundle, seed)
-    one_hot = bool(getattr(augment, "mixes_labels", False))
-    train_data, val_data = _pipelines(bundle, batch_size, augment, seed, one_hot)
+    augmentation = task.augmentation(augment, bundle, seed)
+    train_data, val_data = _pipelines(bundle, batch_size, augmentation, seed)
     rate = learning_rate_over_run(learning_rate, schedule, epochs,
                                   _steps_per_epoch(train_data), warmup_epochs)
-    config = dict(model=info.name, model_overrides=model_overrides, data=bundle.name,
-                  task=info.task, image_size=list(bundle.image_shape[:2]),
-                  channels=bundle.image_shape[2], epochs=epochs, batch_size=batch_size,
-                  learning_rate=learning_rate, schedule=schedule, warmup_epochs=warmup_epochs,
-                  optimizer=optimizer, strategy=strategy, precision=precision, seed=seed,
-                  one_hot_labels=one_hot,
-                  augment=getattr(augment, "name", None if augment is None else "custom"))
+    run_config = dict(model=info.name, config=config, model_overrides=model_overrides,
+                      data=bundle.name, task=info.task, image_size=list(bundle.image_shape[:2]),
+                      channels=bundle.image_shape[2], epochs=epochs, batch_size=batch_size,
+                      learning_rate=learning_rate, schedule=schedule,
+                      warmup_epochs=warmup_epochs, optimizer=optimizer, strategy=strategy,
+                      precision=precision, seed=seed,
+                      augment=augmentation.name if augmentation else None)
 
     keras.utils.set_random_seed(seed)
     previous_policy = keras.mixed_precision.dtype_policy()
     keras.mixed_precision.set_dtype_policy(precision or "float32")
     try:
         with distribution.scope():
-            net = build_for_data(info, bundle, **model_overrides)
-            compile_for_task(net, info, bundle.num_classes, optimizer, rate, jit_compile, one_hot)
+            net = build_for_data(info, bundle, config, **model_overrides)
+            task.compile(net, info, bundle, _optimizer_factory(optimizer, rate), jit_compile,
+                         augmentation)
         chief = is_chief(distribution)
         run.create()
         if chief:
-            run.write_json(run.config_json, config)
+            run.write_json(run.config_json, run_config)
         started = time.time()
-        history = _fit(net, info, bundle, run, train_data, val_data, epochs,
+        history = _fit(net, info, task, bundle, run, train_data, val_data, epochs,
                        backup_every_steps, verbose, chief)
         seconds = time.time() - started
     finally:
         keras.mixed_precision.set_dtype_policy(previous_policy)
-    metrics = evaluate_model(net, bundle, batch_size, one_hot=one_hot)
+    metrics = evaluate_model(net, bundle, batch_size, augmentation=augmentation)
     if chief:
         run.save_model(net)
         run.write_json(run.metrics_json, {**metrics, "train_seconds": seconds})
     return Run(path=run.path, model=net, history=history, metrics=metrics, seconds=seconds)
+
+
+def _check_arguments(info, precision, epochs, config):
+    if precision not in PRECISIONS:
+        raise KCCError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+    if int(epochs) < 1:
+        raise KCCError(f"epochs must be a positive integer, got {epochs!r}")
+    info.config(config)  # an unknown config name fails here, before anything is written
 
 
 def _check_run_folder(out, model_name):
@@ -130,76 +144,62 @@ def _check_run_folder(out, model_name):
     return run
 
 
-def build_for_data(info, bundle, **overrides):
-    """Builds ``info``'s model with the data's image shape and class count.
+def build_for_data(info, bundle, config="full", **overrides):
+    """Builds ``info``'s model for the data: its input shape and class count.
+
+    Builder arguments are, from weakest to strongest: the registry's
+    ``config`` (``"full"`` or ``"tiny"``), what the task reads from the data
+    (``Task.build_arguments``), and ``overrides``.
 
     Raises:
-        KCCError: an ``input_shape`` override disagrees with the data.
+        KCCError: the built model's inputs disagree with the data's.
     """
-    kwargs = {"input_shape": bundle.image_shape}
-    if info.task in ("classification", "segmentation"):
-        kwargs["classes"] = bundle.num_classes
-    kwargs.update(overrides)
-    if tuple(kwargs["input_shape"]) != tuple(bundle.image_shape):
-        raise KCCError(
-            f"model input_shape {tuple(kwargs['input_shape'])} does not match the data's "
-            f"image shape {tuple(bundle.image_shape)}"
-        )
-    return applications.build(info.name, **kwargs)
-
-
-def compile_for_task(model, info, num_classes, optimizer="adam", learning_rate=1e-3,
-                     jit_compile="auto", one_hot=False):
-    """Compiles a model with its task's loss and metrics.
-
-    Args:
-        model: the model, built in the strategy scope it will train in.
-        info: its ``ModelInfo``; the task picks loss and metrics.
-        num_classes: classes of the labels (for segmentation's mean IoU).
-        optimizer: Keras optimizer name.
-        learning_rate: the optimizer's learning rate.
-        jit_compile: passed to ``model.compile``.
-        one_hot: classification labels arrive one-hot (mixup, cutmix).
-    """
-    optimizer = keras.optimizers.get({"class_name": optimizer,
-                                      "config": {"learning_rate": learning_rate}})
-    if info.task == "generative":
-        model.compile(optimizer=optimizer, jit_compile=jit_compile)
-        return model
-    if one_hot:
-        loss = keras.losses.CategoricalCrossentropy()
-        metrics = [keras.metrics.CategoricalAccuracy(name="accuracy")]
-        model.compile(optimizer=optimizer, loss=loss, metrics=metrics, jit_compile=jit_compile)
-        return model
-    loss = info.loss() if info.loss else keras.losses.SparseCategoricalCrossentropy()
-    metrics = ["accuracy"]
-    if info.task == "segmentation":
-        metrics.append(keras.metrics.MeanIoU(num_classes, sparse_y_pred=False, name="mean_iou"))
-    model.compile(optimizer=optimizer, loss=loss, metrics=metrics, jit_compile=jit_compile)
+    task = get_task(info.task)
+    arguments = {**info.config(config), **task.build_arguments(bundle), **overrides}
+    model = applications.build(info.name, **arguments)
+    check_model_fits_data(model, bundle)
     return model
 
 
-def _augmentation(augment, info, bundle, seed):
-    """Resolves an augmentation policy name to a callable."""
-    if augment is None or callable(augment):
-        return augment
-    from keras_cv_course.data import augment as policies
+def check_model_fits_data(model, bundle):
+    """Raises a one-line error when a model's inputs cannot take the data's inputs."""
+    model_specs = specs.specs_of_model_inputs(model)
+    data_specs = bundle.input_specs
+    if len(model_specs) == 1 and len(data_specs) == 1:  # one input: names need not agree
+        data_specs = (dataclasses.replace(data_specs[0], name=model_specs[0].name),)
+    found = {spec.name: spec for spec in data_specs}
+    for spec in model_specs:
+        if spec.name not in found:
+            raise KCCError(f"model input {spec.name!r} is not in the data, which has "
+                           f"{sorted(found)}")
+        data_shape = tuple(found[spec.name].shape)
+        fits = len(spec.shape) == len(data_shape) and all(
+            m is None or d is None or m == d for m, d in zip(spec.shape, data_shape))
+        if not fits:
+            raise KCCError(f"model input {spec.name!r} has shape {spec.shape}, which does not "
+                           f"match the data's shape {data_shape}")
 
-    if info.task != "classification" and augment != "none":
-        raise KCCError(f"augmentation policies apply to classification, not {info.task}")
-    return policies.get_policy(augment, num_classes=bundle.num_classes, seed=seed)
+
+def _optimizer_factory(name, learning_rate):
+    """A zero-argument callable making a new optimizer (a GAN's task calls it twice)."""
+
+    def make_optimizer():
+        return keras.optimizers.get({"class_name": name,
+                                     "config": {"learning_rate": learning_rate}})
+
+    return make_optimizer
 
 
-def _pipelines(bundle, batch_size, augment, seed, one_hot):
+def _pipelines(bundle, batch_size, augmentation, seed):
     """The training and validation pipelines.
 
     Training drops the last partial batch: a smaller final batch would be
     traced as a second training step and would skew BatchNorm statistics.
     """
-    classes = _classes_if(one_hot, bundle)
-    train_data = pipeline(bundle.train, batch_size, True, augment, seed, drop_remainder=True,
-                          one_hot_classes=classes)
-    val_data = pipeline(bundle.val, batch_size, one_hot_classes=classes)
+    target_map = augmentation.target_map if augmentation is not None else None
+    train_data = pipeline(bundle.train, batch_size, True, augmentation, seed,
+                          drop_remainder=True, target_map=target_map)
+    val_data = pipeline(bundle.val, batch_size, target_map=target_map)
     return _distributable(train_data), _distributable(val_data)
 
 
@@ -232,13 +232,13 @@ def learning_rate_over_run(learning_rate, schedule, epochs, steps_per_epoch, war
     return schedules.get(schedule, warmup_steps=warmup, **arguments[schedule])
 
 
-def _fit(net, info, bundle, run, train_data, val_data, epochs, backup_every_steps, verbose,
-         chief):
+def _fit(net, info, task, bundle, run, train_data, val_data, epochs, backup_every_steps,
+         verbose, chief):
     if info.training == "memorize":
         net.memorize(*bundle.arrays["train"])
         return {}
     golden = bundle.golden_batch(4)
-    callbacks = run_callbacks.standard_callbacks(run, info.task, golden, backup_every_steps, chief)
+    callbacks = run_callbacks.standard_callbacks(run, task, golden, backup_every_steps, chief)
     history = net.fit(train_data, validation_data=val_data, epochs=epochs, callbacks=callbacks,
                       verbose=verbose, shuffle=False)  # the pipeline shuffles
     guard = next(c for c in callbacks if isinstance(c, run_callbacks.StopOnNonFiniteLoss))
@@ -251,10 +251,6 @@ def _fit(net, info, bundle, run, train_data, val_data, epochs, backup_every_step
     return history.history
 
 
-def _classes_if(one_hot, bundle):
-    return bundle.num_classes if one_hot else None
-
-
 def _distributable(dataset):
     """Shards by example rather than by file, which in-memory data needs."""
     import tensorflow as tf
@@ -262,21 +258,3 @@ def _distributable(dataset):
     options = tf.data.Options()
     options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
     return dataset.with_options(options)
-
-
-def evaluate_run(path, batch_size=64):
-    """Reloads a run's final model and data and evaluates it on the test split."""
-    run = RunFolder(path)
-    config = run.read_config()
-    model = run.load_model()
-    bundle = load_dataset(config["data"], config["task"], config["image_size"],
-                          config["channels"], config["seed"])
-    return evaluate_model(model, bundle, batch_size, one_hot=config.get("one_hot_labels", False))
-
-
-def evaluate_model(model, bundle, batch_size=64, split="test", one_hot=False):
-    """Evaluates a compiled model on a split; returns ``{metric: value}``."""
-    dataset = pipeline(getattr(bundle, split), batch_size,
-                       one_hot_classes=_classes_if(one_hot, bundle))
-    results = model.evaluate(dataset, verbose=0, return_dict=True)
-    return {name: float(value) for name, value in results.items()}

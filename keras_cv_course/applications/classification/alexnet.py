@@ -30,6 +30,12 @@ Choices (named, because this is not the paper's exact network):
 | pool5 | 3 / 2           |                     | 6             |
 | fc1, fc2, predictions |  | 4096, 4096, classes |               |
 
+Feature levels (``applications.backbone``): the last convolution or pool at
+each stride, as strides change. With the ImageNet stem, ``C2`` is conv1 (64
+channels, stride 4), ``C3`` conv2 (192), ``C4`` conv5 (256) and ``C5`` pool5
+(256). The pools are "valid" (torchvision's), so a level's size is one less
+than the input size over its stride (15 at ``C2`` for a 64x64 input).
+
 No ImageNet weights: keras.applications has no AlexNet, so
 ``weights="imagenet"`` raises; torchvision's weights are not converted here.
 """
@@ -37,7 +43,7 @@ No ImageNet weights: keras.applications has no AlexNet, so
 import keras
 
 from keras_cv_course.applications.classification import common
-from keras_cv_course.applications.registry import register
+from keras_cv_course.applications.registry import register_family
 
 WIDTHS = (64, 192, 384, 256, 256)
 CONVS = ((11, 4, 2), (5, 1, 2), (3, 1, 1), (3, 1, 1), (3, 1, 1))  # kernel, stride, padding
@@ -97,7 +103,7 @@ def AlexNet(
         stem_type: ``"imagenet"`` (11x11/4) or ``"small"`` (3x3/1).
 
     Returns:
-        A ``keras.Model``.
+        A ``keras.Model``; ``model.pyramid_outputs`` holds its feature levels.
 
     Example:
         >>> model = AlexNet(input_shape=(32, 32, 3), classes=10, stem_type="small",
@@ -110,25 +116,31 @@ def AlexNet(
     image = common.image_input(input_tensor, input_shape,
                                min_size=63 if stem_type == "imagenet" else 15)
     x = image
+    pyramid = common.FeaturePyramid()
     for index, (width, conv) in enumerate(zip(widths, CONVS, strict=True), 1):
         if index == 1 and stem_type == "small":
             conv = SMALL_STEM
-        x = conv_relu(x, width, *conv, name=f"conv{index}")
+        x = pyramid.record(conv_relu(x, width, *conv, name=f"conv{index}"), strides=conv[1])
         if index in POOL_AFTER:
             x = keras.layers.MaxPooling2D(3, strides=2, name=f"pool{index}")(x)
+            pyramid.record(x, strides=2)
     if include_top:
         x = fc_head(x, fc_units, classes, classifier_activation, dropout_rate)
     else:
         x = common.classifier_head(x, False, pooling, classes, classifier_activation)
     model = keras.Model(common.model_inputs(image, input_tensor), x, name=name)
-    return common.load_weights(model, weights)
+    return common.load_weights(pyramid.attach(model), weights)
 
 
 TINY = dict(input_shape=(32, 32, 3), classes=10, stem_type="small", widths=(4, 8, 8, 8, 8),
             fc_units=16)
 
-register("alexnet", AlexNet, task="classification", family="alexnet", paper=PAPER,
-         reference_params=61_100_840, params_source="torchvision alexnet (one tower)",
-         tiny_config=TINY, imagenet_top1=56.522,
+VARIANTS = (
+    dict(name="alexnet", builder=AlexNet, reference_params=61_100_840,
+         params_source="torchvision alexnet (one tower)", imagenet_top1=56.522,
          top1_source="torchvision IMAGENET1K_V1 weights, documented acc@1",
-         description="AlexNet, one tower as in torchvision")
+         description="AlexNet, one tower as in torchvision"),
+)
+
+register_family("alexnet", VARIANTS, task="classification", paper=PAPER, tiny_config=TINY,
+                feature_levels=common.CNN_FEATURE_LEVELS)

@@ -4,53 +4,112 @@ keras.applications gives each classifier the same arguments: ``include_top``,
 ``weights``, ``input_tensor``, ``input_shape``, ``pooling``, ``classes``,
 ``classifier_activation`` and ``name``. The helpers here implement that
 contract once, so each model file only describes its architecture.
+
+``FeaturePyramid`` records, while a builder runs, the last tensor at each
+cumulative stride: the feature levels ``C1``-``C5`` that
+``applications.backbone`` returns (see ``applications/backbones.py``).
 """
 
 import os
 
 import keras
 
+from keras_cv_course.applications.backbones import level_name, record_levels
 from keras_cv_course.errors import KCCError
 
 POOLINGS = (None, "avg", "max")
+# The levels a CNN with the ImageNet stem records at stride 4 or coarser.
+CNN_FEATURE_LEVELS = ("C2", "C3", "C4", "C5")
 
 
-def check_image_shape(input_shape, min_size=1, name="input_shape"):
-    """Validates an image shape ``(height, width, channels)``.
+class FeaturePyramid:
+    """The last tensor at each cumulative stride, recorded while a model is built.
+
+    A builder starts at stride 1 (the input) and tells the pyramid each
+    layer's own stride as it goes, so the stride is the true one even when
+    the input's height and width are unknown. A tensor recorded at a stride
+    replaces the one recorded there before: each level ends as the last
+    tensor at its stride, as timm's ``feature_info`` picks them.
+
+    Example:
+        >>> pyramid = FeaturePyramid()
+        >>> x = pyramid.record(stem(image), strides=2)  # level C1
+        >>> x = pyramid.record(block(x))                # replaces C1
+        >>> model = pyramid.attach(keras.Model(image, head(x)))
+        >>> list(model.pyramid_outputs)
+        ['C1']
+    """
+
+    def __init__(self):
+        self.stride = 1
+        self.levels = {}
+
+    def record(self, tensor, strides=1):
+        """Multiplies the stride by ``strides`` and records ``tensor`` there; returns it."""
+        self.stride *= int(strides)
+        self.levels[level_name(self.stride)] = tensor
+        return tensor
+
+    def attach(self, model):
+        """Stores the levels as ``model.pyramid_outputs``; returns the model."""
+        return record_levels(model, self.levels)
+
+
+# The axes of an input of each rank (batch excluded); the last axis is channels.
+AXES = {
+    2: ("points", "channels"),  # a point cloud: (P, 3)
+    3: ("height", "width", "channels"),  # an image
+    4: ("time", "height", "width", "channels"),  # a video, or a voxel grid (D, H, W, C)
+}
+
+
+def check_image_shape(input_shape, min_size=1, name="input_shape", rank=3):
+    """Validates an input shape: an image ``(height, width, channels)`` by default.
+
+    Args:
+        input_shape: the shape without the batch axis.
+        min_size: the smallest size of every axis but the channels.
+        name: what the shape is called in the error.
+        rank: 3 for images, 4 for videos or voxels, 2 for point clouds
+            (see ``AXES``).
 
     Raises:
-        KCCError: the shape is not three positive sizes (height and width may
-            be ``None``) or is smaller than ``min_size``.
+        KCCError: the shape does not have ``rank`` positive sizes (all but
+            the channels may be ``None``), or an axis is below ``min_size``.
     """
-    if input_shape is None or len(tuple(input_shape)) != 3:
-        raise KCCError(f"{name} must be (height, width, channels), got {input_shape!r}")
-    height, width, channels = tuple(input_shape)
+    axes = AXES[rank]
+    layout = "(" + ", ".join(axes) + ")"
+    if input_shape is None or len(tuple(input_shape)) != rank:
+        raise KCCError(f"{name} must be {layout}, got {input_shape!r}")
+    *sizes, channels = tuple(input_shape)
     if channels is None or int(channels) < 1:
         raise KCCError(f"{name} must have a positive channel count, got {input_shape!r}")
-    for size in (height, width):
+    for size in sizes:
         if size is not None and int(size) < min_size:
-            raise KCCError(
-                f"{name} height and width must be at least {min_size}, got {input_shape!r}"
-            )
+            sized = ", ".join(axes[:-2]) + (" and " if rank > 2 else "") + axes[-2]
+            raise KCCError(f"{name} {sized.lstrip()} must be at least {min_size}, "
+                           f"got {input_shape!r}")
     return tuple(input_shape)
 
 
 def image_input(input_tensor=None, input_shape=None, default_shape=(224, 224, 3),
-                min_size=1):
-    """Returns the model's image input, following keras.applications.
+                min_size=1, rank=3, name="images"):
+    """Returns the model's input tensor, following keras.applications.
 
     Args:
         input_tensor: an existing Keras tensor to build on, or ``None``.
-        input_shape: ``(height, width, channels)``; ``None`` uses
+        input_shape: the shape without the batch axis; ``None`` uses
             ``default_shape``.
         default_shape: the shape used when neither argument is given.
-        min_size: smallest height and width the architecture accepts.
+        min_size: smallest size of every axis but the channels.
+        rank: 3 for images, 4 for videos and voxel grids, 2 for point clouds.
+        name: the input's name (the task's input spec names it).
     """
     if input_tensor is not None:
-        check_image_shape(input_tensor.shape[1:], min_size, "input_tensor shape")
+        check_image_shape(input_tensor.shape[1:], min_size, "input_tensor shape", rank)
         return input_tensor
-    shape = check_image_shape(input_shape or default_shape, min_size)
-    return keras.Input(shape=shape, name="images")
+    shape = check_image_shape(input_shape or default_shape, min_size, rank=rank)
+    return keras.Input(shape=shape, name=name)
 
 
 def model_inputs(image, input_tensor=None):

@@ -16,7 +16,7 @@ one coefficient ``phi``:
 builds a model from it. The published B1-B7 do **not** use the rule's exact
 values: their coefficients were rounded by hand (B1-B3 are smaller steps than
 phi = 1, 2, 3; B4-B7 follow the rule's width and resolution within a few
-percent but grow depth more slowly). ``VARIANTS`` holds the published values,
+percent but grow depth more slowly). ``COEFFICIENTS`` holds the published values,
 identical to keras.applications and the TensorFlow reference:
 
 | model | width | depth | resolution | dropout |
@@ -50,6 +50,11 @@ deviation (tensorflow/tensorflow#49930) and, for ImageNet weights, a
 correcting ``Rescaling``: the same arithmetic, but with three non-parameter
 weights that we neither count nor copy. With ``False`` the model takes
 already normalized images.
+
+Feature levels (``applications.backbone``), as timm's ``feature_info`` for
+``efficientnet_b0``: the stem's output, then every block's, a later block
+replacing an earlier one at the same stride; the final 1x1 "top" convolution
+is not a level. B0 gives ``C1``-``C5`` with 16, 24, 40, 112 and 320 channels.
 """
 
 import math
@@ -63,7 +68,7 @@ from keras_cv_course.applications.classification.mobilenet_blocks import (
     inverted_residual,
     make_divisible,
 )
-from keras_cv_course.applications.registry import register
+from keras_cv_course.applications.registry import register_family
 
 # (kernel, repeats, output channels, expansion, stride) per stage of B0, paper Table 1.
 STAGES = ((3, 1, 16, 1, 1), (3, 2, 24, 6, 2), (5, 2, 40, 6, 2), (3, 3, 80, 6, 2),
@@ -74,7 +79,7 @@ SE_RATIO = 0.25  # of the block's input channels
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 # Published (width, depth, resolution, dropout), paper Table 2 / keras.applications.
-VARIANTS = {
+COEFFICIENTS = {
     "b0": (1.0, 1.0, 224, 0.2), "b1": (1.0, 1.1, 240, 0.2),
     "b2": (1.1, 1.2, 260, 0.3), "b3": (1.2, 1.4, 300, 0.3),
     "b4": (1.4, 1.8, 380, 0.4), "b5": (1.6, 2.2, 456, 0.4),
@@ -96,7 +101,7 @@ def compound_scale(phi, alpha=1.2, beta=1.1, gamma=1.15):
     Returns:
         ``(width, depth, resolution)`` = ``(beta**phi, alpha**phi,
         round(224 * gamma**phi))``. The published variants round these by hand;
-        see ``VARIANTS``.
+        see ``COEFFICIENTS``.
 
     Example:
         >>> compound_scale(1)
@@ -114,15 +119,20 @@ def preprocessing(x):
 
 
 def stage_blocks(x, stage, kernel, repeats, filters, expansion, strides, activation,
-                 drop_rates, bn):
-    """One stage: ``repeats`` MBConv blocks named ``block{stage}a``, ``b``, ..."""
+                 drop_rates, bn, pyramid):
+    """One stage: ``repeats`` MBConv blocks named ``block{stage}a``, ``b``, ...
+
+    Each block's output is recorded in ``pyramid``.
+    """
     for index in range(repeats):
+        block_strides = strides if index == 0 else 1
         x = inverted_residual(
-            x, filters, x.shape[-1] * expansion, kernel, strides if index == 0 else 1,
+            x, filters, x.shape[-1] * expansion, kernel, block_strides,
             activation, f"block{stage}{chr(ord('a') + index)}",
             se_channels=max(1, int(x.shape[-1] * SE_RATIO)), se_activation=activation,
             se_gate="sigmoid", drop_rate=drop_rates.pop(0), **bn,
         )
+        pyramid.record(x, strides=block_strides)
     return x
 
 
@@ -165,7 +175,7 @@ def EfficientNet(
             architecture, for ``weights="imagenet"`` (set by the variants).
 
     Returns:
-        A ``keras.Model``.
+        A ``keras.Model``; ``model.pyramid_outputs`` holds its feature levels.
 
     Example:
         >>> model = EfficientNet(0.1, 0.1, input_shape=(32, 32, 3), classes=10)
@@ -190,20 +200,22 @@ def EfficientNet(
         )
     bn = dict(bn_epsilon=1e-3, bn_momentum=bn_momentum)
     x = preprocessing(image) if include_preprocessing else image
-    x = conv_bn(x, width(STEM_FILTERS), 3, 2, "stem", activation, **bn)
+    pyramid = common.FeaturePyramid()
+    x = pyramid.record(conv_bn(x, width(STEM_FILTERS), 3, 2, "stem", activation, **bn),
+                       strides=2)
     total = sum(depth(stage[1]) for stage in STAGES)
     drop_rates = [drop_connect_rate * index / total for index in range(total)]
     for stage, (kernel, repeats, filters, expansion, strides) in enumerate(STAGES):
         x = stage_blocks(x, stage + 1, kernel, depth(repeats), width(filters), expansion,
-                         strides, activation, drop_rates, bn)
-    x = conv_bn(x, width(TOP_FILTERS), 1, 1, "top", activation, **bn)
+                         strides, activation, drop_rates, bn, pyramid)
+    x = conv_bn(x, width(TOP_FILTERS), 1, 1, "top", activation, **bn)  # not a level (timm)
     x = common.classifier_head(x, include_top, pooling, classes, classifier_activation,
                                dropout_rate)
     model = keras.Model(common.model_inputs(image, input_tensor), x, name=name)
     loader = None
     if keras_application is not None:
         loader = transplant.imagenet_loader(keras_application, keras_rename)
-    return common.load_weights(model, weights, loader)
+    return common.load_weights(pyramid.attach(model), weights, loader)
 
 
 def keras_rename(layer_name):
@@ -224,11 +236,11 @@ def keras_rename(layer_name):
 
 
 def efficientnet_variant(key, **kwargs):
-    """Builds a published variant, ``key`` in ``VARIANTS`` (``"b0"`` ... ``"b7"``).
+    """Builds a published variant, ``key`` in ``COEFFICIENTS`` (``"b0"`` ... ``"b7"``).
 
     Keyword arguments override the published coefficients, e.g. for tests.
     """
-    width, depth, size, dropout = VARIANTS[key]
+    width, depth, size, dropout = COEFFICIENTS[key]
     config = dict(width_coefficient=width, depth_coefficient=depth, default_size=size,
                   dropout_rate=dropout, name=f"efficientnet_{key}",
                   keras_application=f"EfficientNet{key.upper()}")
@@ -279,32 +291,39 @@ def EfficientNetB7(**kwargs):
     return efficientnet_variant("b7", **kwargs)
 
 
-# torchvision efficientnet_b0 ... b7 (= keras.applications without BatchNorm statistics
-# and without its Normalization layer's mean, variance and count).
-REFERENCE_PARAMS = {
-    "b0": 5_288_548, "b1": 7_794_184, "b2": 9_109_994, "b3": 12_233_232,
-    "b4": 19_341_616, "b5": 30_389_784, "b6": 43_040_704, "b7": 66_347_960,
-}
-# Paper Table 2 (arXiv:1905.11946v5), top-1 %.
-TOP1 = {"b0": 77.1, "b1": 79.1, "b2": 80.1, "b3": 81.6, "b4": 82.9, "b5": 83.6,
-        "b6": 84.0, "b7": 84.3}
-BUILDERS = {"b0": EfficientNetB0, "b1": EfficientNetB1, "b2": EfficientNetB2,
-            "b3": EfficientNetB3, "b4": EfficientNetB4, "b5": EfficientNetB5,
-            "b6": EfficientNetB6, "b7": EfficientNetB7}
 # width 0.05 gives 8- and 16-channel stages; depth 0.1 one block per stage: ~18k params.
 # Momentum 0.9 lets BatchNorm statistics settle within a short test training.
 TINY = dict(input_shape=(32, 32, 3), classes=10, width_coefficient=0.05, depth_coefficient=0.1,
             bn_momentum=0.9)
 
-for _key, _builder in BUILDERS.items():
-    _width, _depth, _size, _dropout = VARIANTS[_key]
-    register(
-        f"efficientnet_{_key}", _builder, task="classification", family="efficientnet",
-        paper=PAPER, reference_params=REFERENCE_PARAMS[_key],
-        params_source=f"torchvision efficientnet_{_key} (= keras.applications "
-                      f"EfficientNet{_key.upper()} without BatchNorm/Normalization statistics)",
-        tiny_config=TINY, pretrained=("imagenet",), imagenet_top1=TOP1[_key],
-        top1_source="Tan & Le 2019, Table 2 (arXiv:1905.11946v5)",
-        description=f"EfficientNet-{_key.upper()}: width {_width}, depth {_depth}, "
-                    f"{_size}x{_size}, dropout {_dropout}",
+
+def _variant(key, builder, reference_params, imagenet_top1):
+    """The registry record of a published variant; its description comes from the table."""
+    width, depth, size, dropout = COEFFICIENTS[key]
+    return dict(
+        name=f"efficientnet_{key}", builder=builder, reference_params=reference_params,
+        params_source=f"torchvision efficientnet_{key} (= keras.applications "
+                      f"EfficientNet{key.upper()} without BatchNorm/Normalization statistics)",
+        imagenet_top1=imagenet_top1,
+        description=f"EfficientNet-{key.upper()}: width {width}, depth {depth}, "
+                    f"{size}x{size}, dropout {dropout}",
     )
+
+
+# reference_params: torchvision efficientnet_b0 ... b7 (= keras.applications without
+# BatchNorm statistics and without its Normalization layer's mean, variance and count).
+# imagenet_top1: paper Table 2 (arXiv:1905.11946v5), top-1 %.
+VARIANTS = (
+    _variant("b0", EfficientNetB0, 5_288_548, 77.1),
+    _variant("b1", EfficientNetB1, 7_794_184, 79.1),
+    _variant("b2", EfficientNetB2, 9_109_994, 80.1),
+    _variant("b3", EfficientNetB3, 12_233_232, 81.6),
+    _variant("b4", EfficientNetB4, 19_341_616, 82.9),
+    _variant("b5", EfficientNetB5, 30_389_784, 83.6),
+    _variant("b6", EfficientNetB6, 43_040_704, 84.0),
+    _variant("b7", EfficientNetB7, 66_347_960, 84.3),
+)
+
+register_family("efficientnet", VARIANTS, task="classification", paper=PAPER, tiny_config=TINY,
+                pretrained=("imagenet",), top1_source="Tan & Le 2019, Table 2 (arXiv:1905.11946v5)",
+                feature_levels=common.CNN_FEATURE_LEVELS)

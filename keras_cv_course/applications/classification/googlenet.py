@@ -41,6 +41,11 @@ with them):
 | 5a     | 256 | 160        | 320 | 32           | 128   | 128       | 832  |
 | 5b     | 384 | 192        | 384 | 48           | 128   | 128       | 1024 |
 
+Feature levels (``applications.backbone``), the last tensor at each stride:
+``C1`` conv1 (64 channels), ``C2`` conv3 (192), ``C3`` inception3b (480),
+``C4`` inception4e (832) and ``C5`` inception5b (1024), the outputs of the
+paper's Table 1 rows before each max-pool.
+
 No ImageNet weights: keras.applications has no GoogLeNet, so
 ``weights="imagenet"`` raises; torchvision's weights are not converted here.
 """
@@ -48,7 +53,7 @@ No ImageNet weights: keras.applications has no GoogLeNet, so
 import keras
 
 from keras_cv_course.applications.classification import common
-from keras_cv_course.applications.registry import register
+from keras_cv_course.applications.registry import register_family
 
 BN_EPSILON = 1e-3
 BN_MOMENTUM = 0.9
@@ -113,13 +118,18 @@ def aux_head(x, classes, classifier_activation, name, conv_width=128, fc_units=1
                               name=f"{name}_predictions")(x)
 
 
-def stem(x, scale):
-    """7x7/2 conv, 3x3/2 max-pool, 1x1 conv, 3x3 conv, 3x3/2 max-pool."""
-    x = conv_bn(x, scale(64), 7, "conv1", strides=2)
+def stem(x, scale, pyramid):
+    """7x7/2 conv, 3x3/2 max-pool, 1x1 conv, 3x3 conv, 3x3/2 max-pool.
+
+    Records conv1 (stride 2) and conv3 (stride 4) in ``pyramid``; pool2
+    (stride 8) is recorded too and replaced by inception3b later.
+    """
+    x = pyramid.record(conv_bn(x, scale(64), 7, "conv1", strides=2), strides=2)
     x = keras.layers.MaxPooling2D(3, strides=2, padding="same", name="pool1")(x)
     x = conv_bn(x, scale(64), 1, "conv2")
-    x = conv_bn(x, scale(192), 3, "conv3")
-    return keras.layers.MaxPooling2D(3, strides=2, padding="same", name="pool2")(x)
+    x = pyramid.record(conv_bn(x, scale(192), 3, "conv3"), strides=2)
+    x = keras.layers.MaxPooling2D(3, strides=2, padding="same", name="pool2")(x)
+    return pyramid.record(x, strides=2)
 
 
 def GoogLeNet(
@@ -148,7 +158,7 @@ def GoogLeNet(
         dropout_rate: dropout before the main classifier (torchvision's 0.2).
 
     Returns:
-        A ``keras.Model``.
+        A ``keras.Model``; ``model.pyramid_outputs`` holds its feature levels.
 
     Example:
         >>> model = GoogLeNet(input_shape=(32, 32, 3), classes=10, width_scale=1 / 16)
@@ -162,16 +172,19 @@ def GoogLeNet(
         return max(1, round(width * width_scale))
 
     image = common.image_input(input_tensor, input_shape)
-    x = stem(image, scale)
+    pyramid = common.FeaturePyramid()
+    x = stem(image, scale, pyramid)
     aux = {}
     for stage, modules in enumerate(STAGES):
         if stage > 0:
             pool = 3 if stage == 1 else 2
             x = keras.layers.MaxPooling2D(pool, strides=2, padding="same",
                                           name=f"pool{stage + 2}")(x)
+            pyramid.record(x, strides=2)
         for module in modules:
             widths = tuple(scale(w) for w in INCEPTION[module])
             x = inception_module(x, widths, f"inception{module}", branch3_kernel)
+            pyramid.record(x)
             if aux_logits and module in AUX_AFTER:
                 aux[AUX_AFTER[module]] = aux_head(
                     x, classes, classifier_activation, AUX_AFTER[module],
@@ -180,14 +193,17 @@ def GoogLeNet(
                                dropout_rate=dropout_rate)
     outputs = {"predictions": x, **aux} if aux_logits else x
     model = keras.Model(common.model_inputs(image, input_tensor), outputs, name=name)
-    return common.load_weights(model, weights)
+    return common.load_weights(pyramid.attach(model), weights)
 
 
 TINY = dict(input_shape=(32, 32, 3), classes=10, width_scale=1 / 16)
 
-register("googlenet", GoogLeNet, task="classification", family="googlenet", paper=PAPER,
-         reference_params=6_624_904,
+VARIANTS = (
+    dict(name="googlenet", builder=GoogLeNet, reference_params=6_624_904,
          params_source="torchvision googlenet (BN-conv, 3x3 '5x5' branch, no aux heads)",
-         tiny_config=TINY, imagenet_top1=69.778,
-         top1_source="torchvision IMAGENET1K_V1 weights, documented acc@1",
-         description="GoogLeNet / Inception v1 as in torchvision")
+         imagenet_top1=69.778, top1_source="torchvision IMAGENET1K_V1 weights, documented acc@1",
+         description="GoogLeNet / Inception v1 as in torchvision"),
+)
+
+register_family("googlenet", VARIANTS, task="classification", paper=PAPER, tiny_config=TINY,
+                feature_levels=common.CNN_FEATURE_LEVELS)

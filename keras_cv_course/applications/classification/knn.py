@@ -36,13 +36,14 @@ import numpy as np
 from keras import ops
 
 from keras_cv_course.applications.classification.common import check_image_shape
-from keras_cv_course.applications.registry import register
+from keras_cv_course.applications.registry import register_family
 from keras_cv_course.errors import KCCError
 
 PAPER = ("Cover, Hart. Nearest Neighbor Pattern Classification. IEEE Transactions on "
          "Information Theory 13(1), 1967")
 METRICS = ("l1", "l2")
 DIGITS_SHAPE = (8, 8, 1)
+OUTPUT_LAYER = "predictions"  # the vote layer, named as the classification task's output
 
 
 def _check_metric(metric):
@@ -242,7 +243,8 @@ class KNNClassifier(keras.Model):
             raise KCCError(f"kNN needs a fixed input_shape, got {input_shape}")
         image = keras.Input(shape=input_shape, name="images")
         features = keras.layers.Flatten(name="flatten")(image)  # (batch, H*W*C)
-        votes = NearestNeighborVote(memory_size, k, classes, metric, name="vote")(features)
+        votes = NearestNeighborVote(memory_size, k, classes, metric,
+                                    name=OUTPUT_LAYER)(features)
         super().__init__(inputs=image, outputs=votes, name=name, **kwargs)
         self.image_shape = tuple(input_shape)
         self.memory_size = int(memory_size)
@@ -275,7 +277,7 @@ class KNNClassifier(keras.Model):
                           f"dropping the last {len(images) - self.memory_size} of {len(images)}",
                           stacklevel=2)
             images, labels = images[:self.memory_size], labels[:self.memory_size]
-        self.get_layer("vote").memorize(images.reshape(len(images), -1), labels)
+        self.get_layer(OUTPUT_LAYER).memorize(images.reshape(len(images), -1), labels)
         return self
 
     def get_config(self):
@@ -291,9 +293,12 @@ def KNN(**kwargs):
     return KNNClassifier(**kwargs)
 
 
-register("knn", KNN, task="classification", family="knn", paper=PAPER,
-         reference_params=None, params_source="non-parametric",
+VARIANTS = (
+    dict(name="knn", builder=KNN, reference_params=None, params_source="non-parametric",
          full_config=dict(input_shape=DIGITS_SHAPE, memory_size=1437, k=1, classes=10),
          tiny_config=dict(input_shape=DIGITS_SHAPE, memory_size=64, k=3, classes=10),
          training="memorize",
-         description="k-nearest neighbours (L1/L2), memorises the training set")
+         description="k-nearest neighbours (L1/L2), memorises the training set"),
+)
+
+register_family("knn", VARIANTS, task="classification", paper=PAPER)

@@ -18,7 +18,7 @@ hidden units has 3072 x 100 + 100 + 100 x 10 + 10 = 308,310.
 import keras
 
 from keras_cv_course.applications.classification import common
-from keras_cv_course.applications.registry import register
+from keras_cv_course.applications.registry import register_family
 from keras_cv_course.losses import MulticlassHinge
 
 CIFAR_SHAPE = (32, 32, 3)
@@ -77,22 +77,27 @@ def TwoLayerNet(
     return keras.Model(common.model_inputs(image, input_tensor), x, name=name)
 
 
-register("linear_softmax", LinearClassifier, task="classification", family="linear",
-         paper=PAPER_LINEAR, reference_params=30_730,
-         params_source="analytic: 3072x10 weights + 10 biases (CIFAR-10)",
+PAPER_SVM = ("Weston, Watkins. Support Vector Machines for Multi-Class Pattern Recognition. "
+             "ESANN 1999")
+CIFAR_LINEAR_PARAMS = "analytic: 3072x10 weights + 10 biases (CIFAR-10)"
+
+# Family "linear" unless a record names its own (the two-layer network is "mlp").
+VARIANTS = (
+    dict(name="linear_softmax", builder=LinearClassifier, paper=PAPER_LINEAR,
+         reference_params=30_730, params_source=CIFAR_LINEAR_PARAMS,
          tiny_config=dict(input_shape=(8, 8, 1), classes=10),
-         description="Linear classifier with softmax loss")
-register("mlp", TwoLayerNet, task="classification", family="mlp", paper=PAPER_MLP,
+         description="Linear classifier with softmax loss"),
+    dict(name="mlp", builder=TwoLayerNet, family="mlp", paper=PAPER_MLP,
          reference_params=308_310,
          params_source="analytic: 3072x100+100 + 100x10+10 (CIFAR-10, 100 hidden)",
          tiny_config=dict(input_shape=(8, 8, 1), hidden_units=16, classes=10),
-         description="Two-layer network, 100 hidden ReLU units")
-register("linear_svm", LinearClassifier, task="classification", family="linear",
-         paper="Weston, Watkins. Support Vector Machines for Multi-Class Pattern Recognition. "
-               "ESANN 1999",
-         reference_params=30_730,
-         params_source="analytic: 3072x10 weights + 10 biases (CIFAR-10)",
+         description="Two-layer network, 100 hidden ReLU units"),
+    dict(name="linear_svm", builder=LinearClassifier, paper=PAPER_SVM,
+         reference_params=30_730, params_source=CIFAR_LINEAR_PARAMS,
          full_config=dict(classifier_activation=None),
          tiny_config=dict(input_shape=(8, 8, 1), classes=10, classifier_activation=None),
          loss=MulticlassHinge,
-         description="Linear classifier with multiclass SVM (hinge) loss")
+         description="Linear classifier with multiclass SVM (hinge) loss"),
+)
+
+register_family("linear", VARIANTS, task="classification")

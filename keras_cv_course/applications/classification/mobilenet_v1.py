@@ -27,6 +27,10 @@ Input: images in [0, 1], rescaled in the model to the [-1, 1] of the ImageNet
 weights (``include_preprocessing=True``). keras.applications has no such
 layer and expects ``keras.applications.mobilenet.preprocess_input``'s [-1, 1];
 ``include_preprocessing=False`` gives that contract.
+
+Feature levels (``applications.backbone``): the stem's output, then every
+block's, a later block replacing an earlier one at the same stride; at alpha
+1.0 ``C1``-``C5`` have 64, 128, 256, 512 and 1024 channels (paper Table 1).
 """
 
 import re
@@ -40,7 +44,7 @@ from keras_cv_course.applications.classification.mobilenet_blocks import (
     conv_classifier,
     rescale_to_symmetric,
 )
-from keras_cv_course.applications.registry import register
+from keras_cv_course.applications.registry import register_family
 
 # (pointwise filters, depthwise stride) of the 13 depthwise separable blocks.
 BLOCKS = (
@@ -94,7 +98,7 @@ def MobileNetV1(
             a 128, 160, 192 or 224 square input.
 
     Returns:
-        A ``keras.Model``.
+        A ``keras.Model``; ``model.pyramid_outputs`` holds its feature levels.
 
     Example:
         >>> model = MobileNetV1(alpha=0.25, input_shape=(32, 32, 3), classes=10)
@@ -104,10 +108,13 @@ def MobileNetV1(
         raise common.KCCError(f"alpha must be positive, got {alpha!r}")
     image = common.image_input(input_tensor, input_shape, min_size=32)
     x = rescale_to_symmetric(image, include_preprocessing)
+    pyramid = common.FeaturePyramid()
     x = conv_bn(x, int(STEM_FILTERS * alpha), 3, 2, "stem", "relu6", bn_momentum=bn_momentum)
+    pyramid.record(x, strides=2)
     for index, (filters, strides) in enumerate(blocks):
         x = separable_block(x, int(filters * alpha), strides, f"block{index + 1}",
                             depth_multiplier, bn_momentum)
+        pyramid.record(x, strides=strides)
     if include_top:
         x = conv_classifier(x, classes, classifier_activation, dropout_rate)
     else:
@@ -116,7 +123,7 @@ def MobileNetV1(
                         name=name or f"mobilenet_v1_{alpha:g}")
     loader = transplant.imagenet_loader("MobileNet", keras_rename, alpha=alpha,
                                         depth_multiplier=depth_multiplier)
-    return common.load_weights(model, weights, loader)
+    return common.load_weights(pyramid.attach(model), weights, loader)
 
 
 _KERAS_BLOCK = re.compile(r"^conv_(dw|pw)_(\d+)(_bn)?$")
@@ -142,14 +149,17 @@ def MobileNetV1_050(alpha=0.5, **kwargs):
 # lets BatchNorm's moving statistics settle within a short test training.
 TINY = dict(input_shape=(32, 32, 3), classes=10, alpha=0.125, bn_momentum=0.9,
             blocks=((64, 1), (128, 2), (256, 2), (512, 2), (1024, 2)))
-COMMON = dict(task="classification", family="mobilenet_v1", paper=PAPER,
-              tiny_config=TINY, pretrained=("imagenet",))
-
-register("mobilenet_v1", MobileNetV1, reference_params=4_231_976,
+VARIANTS = (
+    dict(name="mobilenet_v1", builder=MobileNetV1, reference_params=4_231_976,
          params_source="keras.applications MobileNet(alpha=1.0), BatchNorm statistics excluded",
          imagenet_top1=70.6, top1_source="Howard et al. 2017, Table 8 (1.0 MobileNet-224)",
-         description="MobileNet v1, alpha 1.0, depthwise separable convolutions", **COMMON)
-register("mobilenet_v1_050", MobileNetV1_050, reference_params=1_331_592,
+         description="MobileNet v1, alpha 1.0, depthwise separable convolutions"),
+    dict(name="mobilenet_v1_050", builder=MobileNetV1_050, reference_params=1_331_592,
          params_source="keras.applications MobileNet(alpha=0.5), BatchNorm statistics excluded",
          imagenet_top1=63.7, top1_source="Howard et al. 2017, Table 6 (0.50 MobileNet-224)",
-         description="MobileNet v1, width multiplier alpha 0.5", **COMMON)
+         description="MobileNet v1, width multiplier alpha 0.5"),
+)
+
+register_family("mobilenet_v1", VARIANTS, task="classification", paper=PAPER,
+                tiny_config=TINY, pretrained=("imagenet",),
+                feature_levels=common.CNN_FEATURE_LEVELS)

@@ -32,6 +32,12 @@ Input: images in [0, 1], rescaled in the model to the [-1, 1] of the ImageNet
 weights (``include_preprocessing=True``). keras.applications has no such
 layer and expects [-1, 1] (``keras.applications.mobilenet_v2.preprocess_input``);
 ``include_preprocessing=False`` gives that contract.
+
+Feature levels (``applications.backbone``), as timm's ``feature_info`` for
+``mobilenetv2_100``: the stem's output, then every block's, a later block
+replacing an earlier one at the same stride; the final 1x1 "top" convolution
+is not a level. At alpha 1.0 ``C1``-``C5`` have 16, 24, 32, 96 and 320
+channels.
 """
 
 import re
@@ -46,7 +52,7 @@ from keras_cv_course.applications.classification.mobilenet_blocks import (
     make_divisible,
     rescale_to_symmetric,
 )
-from keras_cv_course.applications.registry import register
+from keras_cv_course.applications.registry import register_family
 
 # (expansion t, channels c, repeats n, stride s), paper Table 2.
 STAGES = ((1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2),
@@ -88,7 +94,7 @@ def MobileNetV2(
             classifier_activation, name: the keras.applications contract.
 
     Returns:
-        A ``keras.Model``.
+        A ``keras.Model``; ``model.pyramid_outputs`` holds its feature levels.
 
     Example:
         >>> model = MobileNetV2(alpha=0.25, last_channels=64,
@@ -102,18 +108,21 @@ def MobileNetV2(
     bn = dict(bn_epsilon=1e-3, bn_momentum=bn_momentum)
     image = common.image_input(input_tensor, input_shape, min_size=32)
     x = rescale_to_symmetric(image, include_preprocessing)
+    pyramid = common.FeaturePyramid()
     x = conv_bn(x, make_divisible(STEM_FILTERS * alpha), 3, 2, "stem", "relu6", **bn)
+    pyramid.record(x, strides=2)
     for stage, (expansion, channels, repeats, first_stride) in enumerate(stages):
         filters = make_divisible(int(channels * alpha))
         for index in range(repeats):
             strides = first_stride if index == 0 else 1
             x = inverted_residual(x, filters, x.shape[-1] * expansion, 3, strides, "relu6",
                                   f"stage{stage + 1}_block{index + 1}", **bn)
-    x = conv_bn(x, last_channels, 1, 1, "top", "relu6", **bn)
+            pyramid.record(x, strides=strides)
+    x = conv_bn(x, last_channels, 1, 1, "top", "relu6", **bn)  # not a level (timm)
     x = common.classifier_head(x, include_top, pooling, classes, classifier_activation)
     model = keras.Model(common.model_inputs(image, input_tensor), x, name=name)
     loader = transplant.imagenet_loader("MobileNetV2", keras_rename, alpha=alpha)
-    return common.load_weights(model, weights, loader)
+    return common.load_weights(pyramid.attach(model), weights, loader)
 
 
 def _keras_block_names():
@@ -153,10 +162,14 @@ def keras_rename(layer_name):
 TINY = dict(input_shape=(32, 32, 3), classes=10, alpha=0.1, last_channels=32,
             stages=tuple((t, c, 1, s) for t, c, _, s in STAGES), bn_momentum=0.9)
 
-register("mobilenet_v2", MobileNetV2, task="classification", family="mobilenet_v2",
-         paper=PAPER, reference_params=3_504_872,
+VARIANTS = (
+    dict(name="mobilenet_v2", builder=MobileNetV2, reference_params=3_504_872,
          params_source="torchvision mobilenet_v2 (= keras.applications MobileNetV2 without "
                        "BatchNorm statistics)",
-         tiny_config=TINY, pretrained=("imagenet",),
          imagenet_top1=72.0, top1_source="Sandler et al. 2018, Table 4 (MobileNetV2 1.0)",
-         description="MobileNetV2 1.0, inverted residuals with linear bottlenecks")
+         description="MobileNetV2 1.0, inverted residuals with linear bottlenecks"),
+)
+
+register_family("mobilenet_v2", VARIANTS, task="classification", paper=PAPER,
+                tiny_config=TINY, pretrained=("imagenet",),
+                feature_levels=common.CNN_FEATURE_LEVELS)

@@ -35,6 +35,13 @@ Input: with ``include_preprocessing=True`` (the default) the model takes
 images in [0, 1], the package's convention, and rescales them to [-1, 1] with
 a weightless ``Rescaling`` layer. keras.applications' layer does the same
 from [0, 255]. With ``False`` the model takes [-1, 1] inputs.
+
+Feature levels (``applications.backbone``), as timm's ``feature_info`` for
+``mobilenetv3_large_100`` and ``mobilenetv3_small_100``: the stem's output,
+then every block's, a later block replacing an earlier one at the same
+stride, and the 1x1 "top" convolution before pooling last (960 or 576
+channels at ``C5``). ``C1``-``C5`` have 16, 24, 40, 112, 960 channels (Large)
+and 16, 16, 24, 48, 576 (Small).
 """
 
 import re
@@ -50,7 +57,7 @@ from keras_cv_course.applications.classification.mobilenet_blocks import (
     make_divisible,
     rescale_to_symmetric,
 )
-from keras_cv_course.applications.registry import register
+from keras_cv_course.applications.registry import register_family
 
 HS, RE = "hard_swish", "relu"
 # (k, t, c, se, act, s) per block; paper Table 1 (Large) and Table 2 (Small).
@@ -74,6 +81,21 @@ PAPER = (
 def minimal_block(kernel):
     """The "minimalistic" variant's block: 3x3 kernels, ReLU, no SE."""
     return (3 if kernel == 5 else kernel), RE, False
+
+
+def inverted_residuals(x, blocks, alpha, minimalistic, bn, pyramid):
+    """The table's blocks, each block's output recorded in ``pyramid``."""
+    for index, (kernel, expansion, channels, se, block_activation, strides) in enumerate(blocks):
+        if minimalistic:
+            kernel, block_activation, se = minimal_block(kernel)
+        expanded = make_divisible(x.shape[-1] * expansion)
+        x = inverted_residual(
+            x, make_divisible(channels * alpha), expanded, kernel, strides, block_activation,
+            f"block{index + 1}", se_channels=make_divisible(expanded * SE_RATIO) if se else 0,
+            se_activation="relu", se_gate="hard_sigmoid", **bn,
+        )
+        pyramid.record(x, strides=strides)
+    return x
 
 
 def MobileNetV3(
@@ -113,7 +135,7 @@ def MobileNetV3(
             classifier_activation, name: the keras.applications contract.
 
     Returns:
-        A ``keras.Model``.
+        A ``keras.Model``; ``model.pyramid_outputs`` holds its feature levels.
 
     Example:
         >>> model = MobileNetV3("small", alpha=0.25, last_point_channels=32,
@@ -133,17 +155,11 @@ def MobileNetV3(
     bn = dict(bn_epsilon=1e-3, bn_momentum=bn_momentum)
     image = common.image_input(input_tensor, input_shape, min_size=32)
     x = rescale_to_symmetric(image, include_preprocessing)
-    x = conv_bn(x, STEM_FILTERS, 3, 2, "stem", activation, **bn)
-    for index, (kernel, expansion, channels, se, block_activation, strides) in enumerate(blocks):
-        if minimalistic:
-            kernel, block_activation, se = minimal_block(kernel)
-        expanded = make_divisible(x.shape[-1] * expansion)
-        x = inverted_residual(
-            x, make_divisible(channels * alpha), expanded, kernel, strides, block_activation,
-            f"block{index + 1}", se_channels=make_divisible(expanded * SE_RATIO) if se else 0,
-            se_activation="relu", se_gate="hard_sigmoid", **bn,
-        )
+    pyramid = common.FeaturePyramid()
+    x = pyramid.record(conv_bn(x, STEM_FILTERS, 3, 2, "stem", activation, **bn), strides=2)
+    x = inverted_residuals(x, blocks, alpha, minimalistic, bn, pyramid)
     x = conv_bn(x, make_divisible(x.shape[-1] * 6), 1, 1, "top", activation, **bn)
+    pyramid.record(x)  # a level in MobileNetV3 (timm), unlike V2 and EfficientNet
     if include_top:
         x = conv_classifier(x, classes, classifier_activation, dropout_rate,
                             last_point_channels, activation)
@@ -155,7 +171,8 @@ def MobileNetV3(
         f"MobileNetV3{size.capitalize()}", keras_rename, alpha=alpha,
         minimalistic=minimalistic, include_preprocessing=include_preprocessing,
     )
-    return common.load_weights(model, weights, loader)
+    return common.load_weights(pyramid.attach(model), weights, loader)
+
 
 
 _KERAS_BLOCK = re.compile(
@@ -199,19 +216,20 @@ TINY_SMALL = dict(input_shape=(32, 32, 3), classes=10, alpha=0.1, last_point_cha
                   blocks=tuple(SMALL[i] for i in (0, 1, 3, 8)), bn_momentum=0.9)
 TINY_LARGE = dict(input_shape=(32, 32, 3), classes=10, alpha=0.1, last_point_channels=32,
                   blocks=tuple(LARGE[i] for i in (0, 1, 3, 6, 10, 12)), bn_momentum=0.9)
-COMMON = dict(task="classification", paper=PAPER, pretrained=("imagenet",))
-
-register("mobilenet_v3_small", MobileNetV3Small, family="mobilenet_v3",
-         reference_params=2_542_856,
+VARIANTS = (
+    dict(name="mobilenet_v3_small", builder=MobileNetV3Small, reference_params=2_542_856,
          params_source="torchvision mobilenet_v3_small (= keras.applications MobileNetV3Small "
                        "without BatchNorm statistics; architecture matches keras.applications)",
          imagenet_top1=67.4, top1_source="Howard et al. 2019, Table 3 (MobileNetV3-Small 1.0)",
          description="MobileNetV3-Small 1.0 (keras.applications form), SE and hard-swish",
-         tiny_config=TINY_SMALL, **COMMON)
-register("mobilenet_v3_large", MobileNetV3Large, family="mobilenet_v3",
-         reference_params=5_483_032,
+         tiny_config=TINY_SMALL),
+    dict(name="mobilenet_v3_large", builder=MobileNetV3Large, reference_params=5_483_032,
          params_source="torchvision mobilenet_v3_large (= keras.applications MobileNetV3Large "
                        "without BatchNorm statistics; architecture matches keras.applications)",
          imagenet_top1=75.2, top1_source="Howard et al. 2019, Table 3 (MobileNetV3-Large 1.0)",
          description="MobileNetV3-Large 1.0 (keras.applications form), SE and hard-swish",
-         tiny_config=TINY_LARGE, **COMMON)
+         tiny_config=TINY_LARGE),
+)
+
+register_family("mobilenet_v3", VARIANTS, task="classification", paper=PAPER,
+                pretrained=("imagenet",), feature_levels=common.CNN_FEATURE_LEVELS)

@@ -41,6 +41,12 @@ and momentum 0.9 (torchvision's 0.1). Convolutions have no bias.
 | regnet_y_1_6gf | 27 | 48  | 20.71 | 2.65 | 24 | 0.25 | 11,202,430           |
 | regnet_y_3_2gf | 21 | 80  | 42.63 | 2.66 | 24 | 0.25 | 19,436,338           |
 
+Feature levels (``applications.backbone``): the stem's output (``C1``), then
+every block's, a later block replacing an earlier one at the same stride, so
+each stage's output is a level: ``C2``-``C5`` have the four stage widths of
+``regnet_widths`` (32, 64, 160, 400 for RegNetX-400MF), as in timm's
+``feature_info``.
+
 Pretrained weights: none. keras.applications' RegNets are pycls ports with
 different layer structure and names; they are not transplanted here, so
 ``weights="imagenet"`` raises a clear error. ``weights=`` a ``.weights.h5``
@@ -54,7 +60,7 @@ import keras
 import numpy as np
 
 from keras_cv_course.applications.classification import common
-from keras_cv_course.applications.registry import register
+from keras_cv_course.applications.registry import register_family
 from keras_cv_course.errors import KCCError, unknown_name_error
 
 BN_EPSILON = 1e-5
@@ -64,24 +70,15 @@ PAPER = (
     "Radosavovic, Kosaraju, Girshick, He, Dollar. Designing Network Design Spaces. "
     "CVPR 2020. arXiv:2003.13678"
 )
-VARIANTS = {
-    # name: design-space parameters, params (torchvision), acc@1 (torchvision IMAGENET1K_V1)
-    "regnet_x_400mf": (dict(depth=22, w0=24, wa=24.48, wm=2.54, group_width=16), 5_495_976,
-                       72.834),
-    "regnet_x_800mf": (dict(depth=16, w0=56, wa=35.73, wm=2.28, group_width=16), 7_259_656,
-                       75.212),
-    "regnet_x_1_6gf": (dict(depth=18, w0=80, wa=34.01, wm=2.25, group_width=24), 9_190_136,
-                       77.040),
-    "regnet_x_3_2gf": (dict(depth=25, w0=88, wa=26.31, wm=2.25, group_width=48), 15_296_552,
-                       78.364),
-    "regnet_y_400mf": (dict(depth=16, w0=48, wa=27.89, wm=2.09, group_width=8, se_ratio=0.25),
-                       4_344_144, 74.046),
-    "regnet_y_800mf": (dict(depth=14, w0=56, wa=38.84, wm=2.4, group_width=16, se_ratio=0.25),
-                       6_432_512, 76.420),
-    "regnet_y_1_6gf": (dict(depth=27, w0=48, wa=20.71, wm=2.65, group_width=24, se_ratio=0.25),
-                       11_202_430, 77.950),
-    "regnet_y_3_2gf": (dict(depth=21, w0=80, wa=42.63, wm=2.66, group_width=24, se_ratio=0.25),
-                       19_436_338, 78.948),
+DESIGNS = {  # name: design-space parameters (torchvision's, pycls' settings)
+    "regnet_x_400mf": dict(depth=22, w0=24, wa=24.48, wm=2.54, group_width=16),
+    "regnet_x_800mf": dict(depth=16, w0=56, wa=35.73, wm=2.28, group_width=16),
+    "regnet_x_1_6gf": dict(depth=18, w0=80, wa=34.01, wm=2.25, group_width=24),
+    "regnet_x_3_2gf": dict(depth=25, w0=88, wa=26.31, wm=2.25, group_width=48),
+    "regnet_y_400mf": dict(depth=16, w0=48, wa=27.89, wm=2.09, group_width=8, se_ratio=0.25),
+    "regnet_y_800mf": dict(depth=14, w0=56, wa=38.84, wm=2.4, group_width=16, se_ratio=0.25),
+    "regnet_y_1_6gf": dict(depth=27, w0=48, wa=20.71, wm=2.65, group_width=24, se_ratio=0.25),
+    "regnet_y_3_2gf": dict(depth=21, w0=80, wa=42.63, wm=2.66, group_width=24, se_ratio=0.25),
 }
 
 
@@ -219,7 +216,7 @@ def RegNet(
             ``weights`` is ``None`` or a ``.weights.h5`` path.
 
     Returns:
-        A ``keras.Model``.
+        A ``keras.Model``; ``model.pyramid_outputs`` holds its feature levels.
 
     Example:
         >>> model = RegNet(depth=4, w0=8, wa=8, wm=2, group_width=8,
@@ -227,15 +224,18 @@ def RegNet(
     """
     stages = regnet_widths(depth, w0, wa, wm, group_width, bottleneck_ratio, rounding)
     image = common.image_input(input_tensor, input_shape)
-    x = conv_bn(image, stem_width, 3, 2, "stem")
+    pyramid = common.FeaturePyramid()
+    x = pyramid.record(conv_bn(image, stem_width, 3, 2, "stem"), strides=2)
     plan = zip(stages["widths"], stages["depths"], stages["group_widths"], strict=True)
     for stage, (width, blocks, groups_width) in enumerate(plan):
         for index in range(blocks):
-            x = x_block(x, width, 2 if index == 0 else 1, groups_width, bottleneck_ratio,
+            strides = 2 if index == 0 else 1
+            x = x_block(x, width, strides, groups_width, bottleneck_ratio,
                         se_ratio, f"stage{stage + 1}_block{index + 1}")
+            pyramid.record(x, strides=strides)
     x = common.classifier_head(x, include_top, pooling, classes, classifier_activation)
     model = keras.Model(common.model_inputs(image, input_tensor), x, name=name or "regnet")
-    return common.load_weights(model, weights)
+    return common.load_weights(pyramid.attach(model), weights)
 
 
 def describe(name, rounding="torchvision"):
@@ -246,9 +246,9 @@ def describe(name, rounding="torchvision"):
         >>> stages["widths"], stages["depths"]
         ([32, 64, 160, 400], [1, 2, 7, 12])
     """
-    if name not in VARIANTS:
-        raise unknown_name_error("RegNet variant", name, VARIANTS)
-    params = {k: v for k, v in VARIANTS[name][0].items() if k != "se_ratio"}
+    if name not in DESIGNS:
+        raise unknown_name_error("RegNet variant", name, DESIGNS)
+    params = {k: v for k, v in DESIGNS[name].items() if k != "se_ratio"}
     stages = regnet_widths(**params, rounding=rounding)
     print(f"{name}: widths={stages['widths']} depths={stages['depths']} "
           f"group_widths={stages['group_widths']}")
@@ -259,14 +259,33 @@ TINY = dict(input_shape=(32, 32, 3), classes=10, depth=4, w0=8, wa=8, wm=2,
             group_width=8, stem_width=8)
 TOP1_SOURCE = "torchvision {} IMAGENET1K_V1 acc@1 (reproduces the paper's recipe)"
 
-for _name, (_params, _count, _top1) in VARIANTS.items():
-    _kind = "RegNetY" if "se_ratio" in _params else "RegNetX"
-    register(
-        _name, functools.partial(RegNet, **_params), task="classification", family="regnet",
-        paper=PAPER, reference_params=_count, params_source=f"torchvision {_name}",
-        tiny_config={**TINY, "se_ratio": _params.get("se_ratio")},
-        imagenet_top1=_top1, top1_source=TOP1_SOURCE.format(_name),
-        description=f"{_kind}-{_name.split('_', 2)[2].upper().replace('_', '.')}, "
-                    f"generated from d={_params['depth']}, w0={_params['w0']}, "
-                    f"wa={_params['wa']}, wm={_params['wm']}, g={_params['group_width']}",
+
+def _variant(name, reference_params, imagenet_top1):
+    """The registry record of a variant of ``DESIGNS``; its description comes from the design."""
+    design = DESIGNS[name]
+    kind = "RegNetY" if "se_ratio" in design else "RegNetX"
+    return dict(
+        name=name, builder=functools.partial(RegNet, **design),
+        reference_params=reference_params, params_source=f"torchvision {name}",
+        tiny_config={**TINY, "se_ratio": design.get("se_ratio")},
+        imagenet_top1=imagenet_top1, top1_source=TOP1_SOURCE.format(name),
+        description=f"{kind}-{name.split('_', 2)[2].upper().replace('_', '.')}, "
+                    f"generated from d={design['depth']}, w0={design['w0']}, "
+                    f"wa={design['wa']}, wm={design['wm']}, g={design['group_width']}",
     )
+
+
+# reference_params: torchvision's count; imagenet_top1: torchvision IMAGENET1K_V1 acc@1.
+VARIANTS = (
+    _variant("regnet_x_400mf", 5_495_976, 72.834),
+    _variant("regnet_x_800mf", 7_259_656, 75.212),
+    _variant("regnet_x_1_6gf", 9_190_136, 77.040),
+    _variant("regnet_x_3_2gf", 15_296_552, 78.364),
+    _variant("regnet_y_400mf", 4_344_144, 74.046),
+    _variant("regnet_y_800mf", 6_432_512, 76.420),
+    _variant("regnet_y_1_6gf", 11_202_430, 77.950),
+    _variant("regnet_y_3_2gf", 19_436_338, 78.948),
+)
+
+register_family("regnet", VARIANTS, task="classification", paper=PAPER,
+                feature_levels=common.CNN_FEATURE_LEVELS)

@@ -51,6 +51,15 @@ convolution biases, and ``"v2"`` needs bottleneck blocks.
 convolution, the usual adaptation for 8x8 to 32x32 images (as in the paper's
 CIFAR-10 experiments); ``stage_widths`` and ``blocks_per_stage`` shrink the
 network for tests.
+
+Feature levels (``applications.backbone``), as timm's ``feature_info`` for
+ResNets: the stem's output after its convolution, BatchNorm and ReLU (``C1``
+with the ImageNet stem; a bare convolution in v2), then the output of every
+block, a later block replacing an earlier one at the same stride; in v2 the
+final ``post_relu`` replaces the last block at the last stride. ResNet-50
+gives ``C1``-``C5`` with 64, 256, 512, 1024 and 2048 channels, ResNet-18
+``C2``-``C5`` with 64, 128, 256 and 512. The small-image stem does not
+downsample, so its stages sit at ``C0``-``C3``.
 """
 
 import re
@@ -58,7 +67,7 @@ import re
 import keras
 
 from keras_cv_course.applications.classification import common, transplant
-from keras_cv_course.applications.registry import register
+from keras_cv_course.applications.registry import register_family
 
 BN_MOMENTUM = 0.9
 BN_EPSILON = 1e-5  # torchvision; kept as a module constant for callers
@@ -188,21 +197,37 @@ def block_strides(stage, index, blocks, stages, variant):
     return 2 if stage > 0 and index == 0 else 1
 
 
-def stem(x, width, kind, variant="v1.5"):
+def stem(x, width, kind, variant, pyramid):
     """The ImageNet stem (7x7/2 conv, 3x3/2 max-pool) or a small-image stem.
 
     In v2 the stem is a bare convolution with bias: the first block's
-    pre-activation normalizes it.
+    pre-activation normalizes it. The convolution's output is recorded in
+    ``pyramid`` (``C1`` for the ImageNet stem, ``C0`` for the small one).
     """
     kernel_size, strides = (3, 1) if kind == "small" else (7, 2)
     if variant == "v2":
         x = conv(x, width, kernel_size, strides, "stem", use_bias=True)
     else:
         x = conv_bn(x, width, kernel_size, strides, "stem", variant=variant)
+    x = pyramid.record(x, strides=strides)
     if kind == "small":
         return x
     x = keras.layers.ZeroPadding2D(1, name="stem_pool_pad")(x)
-    return keras.layers.MaxPooling2D(3, strides=2, name="stem_pool")(x)
+    x = keras.layers.MaxPooling2D(3, strides=2, name="stem_pool")(x)
+    return pyramid.record(x, strides=2)  # replaced by the first block's output
+
+
+def residual_stages(x, stage_widths, blocks_per_stage, block, pyramid, variant="v1.5",
+                    groups=1, width_per_group=64):
+    """The stages of residual blocks, each block's output recorded in ``pyramid``."""
+    stages = len(stage_widths)
+    for stage, (width, blocks) in enumerate(zip(stage_widths, blocks_per_stage, strict=True)):
+        for index in range(blocks):
+            strides = block_strides(stage, index, blocks, stages, variant)
+            x = block(x, width, strides, f"stage{stage + 1}_block{index + 1}", variant,
+                      groups, width_per_group)
+            pyramid.record(x, strides=strides)
+    return x
 
 
 def _check_choices(depth, variant, stem_type, block_type):
@@ -252,7 +277,7 @@ def ResNet(
         width_per_group: channels per group at stage width 64 (ResNeXt's ``d``).
 
     Returns:
-        A ``keras.Model``.
+        A ``keras.Model``; ``model.pyramid_outputs`` holds its feature levels.
 
     Example:
         >>> model = ResNet(18, input_shape=(32, 32, 3), classes=10,
@@ -268,21 +293,18 @@ def ResNet(
     block = preact_bottleneck_block if variant == "v2" else BLOCKS[block_type]
 
     image = common.image_input(input_tensor, input_shape)
-    x = stem(image, stage_widths[0], stem_type, variant)
-    stages = len(stage_widths)
-    for stage, (width, blocks) in enumerate(zip(stage_widths, blocks_per_stage, strict=True)):
-        for index in range(blocks):
-            strides = block_strides(stage, index, blocks, stages, variant)
-            x = block(x, width, strides, f"stage{stage + 1}_block{index + 1}", variant,
-                      groups, width_per_group)
+    pyramid = common.FeaturePyramid()
+    x = stem(image, stage_widths[0], stem_type, variant, pyramid)
+    x = residual_stages(x, stage_widths, blocks_per_stage, block, pyramid, variant, groups,
+                        width_per_group)
     if variant == "v2":
         x = batch_norm(x, "post_bn", EPSILON["v2"])
-        x = keras.layers.ReLU(name="post_relu")(x)
+        x = pyramid.record(keras.layers.ReLU(name="post_relu")(x))
     x = common.classifier_head(x, include_top, pooling, classes, classifier_activation)
     model = keras.Model(common.model_inputs(image, input_tensor), x, name=name or f"resnet{depth}")
     application = KERAS_APPLICATION.get((depth, variant)) if groups == 1 else None
     loader = application and transplant.imagenet_loader(application, keras_layer_name)
-    return common.load_weights(model, weights, loader)
+    return common.load_weights(pyramid.attach(model), weights, loader)
 
 
 _KERAS_BLOCK_LAYER = re.compile(r"conv(\d+)_block(\d+)_(\d)_(conv|bn)")
@@ -360,40 +382,54 @@ TINY_BOTTLENECK = dict(input_shape=(32, 32, 3), classes=10, stage_widths=(4, 4, 
                        blocks_per_stage=(2, 1, 1, 1), stem_type="small")
 TORCHVISION_TOP1 = "torchvision IMAGENET1K_V1 weights, documented acc@1"
 KERAS_TOP1 = "keras.applications documentation table (top-1)"
+KERAS_WEIGHTS = ("imagenet",)  # transplanted from keras.applications (v1 and v2)
 
-_VARIANTS = (
-    # name, builder, params, source, top1, top1_source, description
-    ("resnet18", ResNet18, 11_689_512, "torchvision resnet18", 69.758, TORCHVISION_TOP1,
-     "ResNet-18, basic blocks"),
-    ("resnet34", ResNet34, 21_797_672, "torchvision resnet34", 73.314, TORCHVISION_TOP1,
-     "ResNet-34, basic blocks"),
-    ("resnet50", ResNet50, 25_557_032, "torchvision resnet50", 76.130, TORCHVISION_TOP1,
-     "ResNet-50 v1.5 (torchvision: stride in the 3x3)"),
-    ("resnet101", ResNet101, 44_549_160, "torchvision resnet101", 77.374, TORCHVISION_TOP1,
-     "ResNet-101 v1.5 (torchvision: stride in the 3x3)"),
-    ("resnet152", ResNet152, 60_192_808, "torchvision resnet152", 78.312, TORCHVISION_TOP1,
-     "ResNet-152 v1.5 (torchvision: stride in the 3x3)"),
-    ("resnet50_v1", ResNet50V1, 25_583_592, "keras.applications ResNet50", 74.9, KERAS_TOP1,
-     "ResNet-50 v1 (keras.applications: stride in the first 1x1, conv bias)"),
-    ("resnet101_v1", ResNet101V1, 44_601_832, "keras.applications ResNet101", 76.4,
-     KERAS_TOP1, "ResNet-101 v1 (keras.applications: stride in the first 1x1, conv bias)"),
-    ("resnet152_v1", ResNet152V1, 60_268_520, "keras.applications ResNet152", 76.6,
-     KERAS_TOP1, "ResNet-152 v1 (keras.applications: stride in the first 1x1, conv bias)"),
-    ("resnet50_v2", ResNet50V2, 25_568_360, "keras.applications ResNet50V2", 76.0, KERAS_TOP1,
-     "ResNet-50 v2, pre-activation (keras.applications)"),
-    ("resnet101_v2", ResNet101V2, 44_577_896, "keras.applications ResNet101V2", 77.2,
-     KERAS_TOP1, "ResNet-101 v2, pre-activation (keras.applications)"),
-    ("resnet152_v2", ResNet152V2, 60_236_904, "keras.applications ResNet152V2", 78.0,
-     KERAS_TOP1, "ResNet-152 v2, pre-activation (keras.applications)"),
+VARIANTS = (
+    dict(name="resnet18", builder=ResNet18, reference_params=11_689_512,
+         params_source="torchvision resnet18", imagenet_top1=69.758,
+         top1_source=TORCHVISION_TOP1, tiny_config=TINY, description="ResNet-18, basic blocks"),
+    dict(name="resnet34", builder=ResNet34, reference_params=21_797_672,
+         params_source="torchvision resnet34", imagenet_top1=73.314,
+         top1_source=TORCHVISION_TOP1, tiny_config=TINY, description="ResNet-34, basic blocks"),
+    dict(name="resnet50", builder=ResNet50, reference_params=25_557_032,
+         params_source="torchvision resnet50", imagenet_top1=76.130,
+         top1_source=TORCHVISION_TOP1,
+         description="ResNet-50 v1.5 (torchvision: stride in the 3x3)"),
+    dict(name="resnet101", builder=ResNet101, reference_params=44_549_160,
+         params_source="torchvision resnet101", imagenet_top1=77.374,
+         top1_source=TORCHVISION_TOP1,
+         description="ResNet-101 v1.5 (torchvision: stride in the 3x3)"),
+    dict(name="resnet152", builder=ResNet152, reference_params=60_192_808,
+         params_source="torchvision resnet152", imagenet_top1=78.312,
+         top1_source=TORCHVISION_TOP1,
+         description="ResNet-152 v1.5 (torchvision: stride in the 3x3)"),
+    dict(name="resnet50_v1", builder=ResNet50V1, reference_params=25_583_592,
+         params_source="keras.applications ResNet50", imagenet_top1=74.9,
+         top1_source=KERAS_TOP1, pretrained=KERAS_WEIGHTS,
+         description="ResNet-50 v1 (keras.applications: stride in the first 1x1, conv bias)"),
+    dict(name="resnet101_v1", builder=ResNet101V1, reference_params=44_601_832,
+         params_source="keras.applications ResNet101", imagenet_top1=76.4,
+         top1_source=KERAS_TOP1, pretrained=KERAS_WEIGHTS,
+         description="ResNet-101 v1 (keras.applications: stride in the first 1x1, conv bias)"),
+    dict(name="resnet152_v1", builder=ResNet152V1, reference_params=60_268_520,
+         params_source="keras.applications ResNet152", imagenet_top1=76.6,
+         top1_source=KERAS_TOP1, pretrained=KERAS_WEIGHTS,
+         description="ResNet-152 v1 (keras.applications: stride in the first 1x1, conv bias)"),
+    dict(name="resnet50_v2", builder=ResNet50V2, reference_params=25_568_360,
+         params_source="keras.applications ResNet50V2", imagenet_top1=76.0,
+         top1_source=KERAS_TOP1, pretrained=KERAS_WEIGHTS, paper=PAPER_V2,
+         description="ResNet-50 v2, pre-activation (keras.applications)"),
+    dict(name="resnet101_v2", builder=ResNet101V2, reference_params=44_577_896,
+         params_source="keras.applications ResNet101V2", imagenet_top1=77.2,
+         top1_source=KERAS_TOP1, pretrained=KERAS_WEIGHTS, paper=PAPER_V2,
+         description="ResNet-101 v2, pre-activation (keras.applications)"),
+    dict(name="resnet152_v2", builder=ResNet152V2, reference_params=60_236_904,
+         params_source="keras.applications ResNet152V2", imagenet_top1=78.0,
+         top1_source=KERAS_TOP1, pretrained=KERAS_WEIGHTS, paper=PAPER_V2,
+         description="ResNet-152 v2, pre-activation (keras.applications)"),
 )
 
-for _name, _builder, _params, _source, _top1, _top1_source, _description in _VARIANTS:
-    _keras = _source.startswith("keras")
-    register(
-        _name, _builder, task="classification", family="resnet",
-        paper=PAPER_V2 if _name.endswith("_v2") else PAPER,
-        reference_params=_params, params_source=_source,
-        tiny_config=TINY if _name in ("resnet18", "resnet34") else TINY_BOTTLENECK,
-        imagenet_top1=_top1, top1_source=_top1_source,
-        pretrained=("imagenet",) if _keras else (), description=_description,
-    )
+# Shared fields; a record's own (tiny_config, paper, pretrained) win.
+register_family("resnet", VARIANTS, task="classification", paper=PAPER,
+                tiny_config=TINY_BOTTLENECK, pretrained=(),
+                feature_levels=common.CNN_FEATURE_LEVELS)

@@ -22,12 +22,16 @@ one grouped ``Conv`` in ONNX and ``CONV_2D`` in TFLite (see
 | 50 32x4d  | 3, 4, 6, 3       | 32 | 4 | 25,028,904           | 77.618              |
 | 101 32x8d | 3, 4, 23, 3      | 32 | 8 | 88,791,336           | 79.312              |
 
+Feature levels are ResNet's (``resnet.py``): ResNeXt-50 gives ``C1``-``C5``
+with 64, 256, 512, 1024 and 2048 channels.
+
 No ImageNet weights: keras.applications does not ship ResNeXt, so
 ``weights="imagenet"`` raises; torchvision's weights are not converted here.
 """
 
+from keras_cv_course.applications.classification.common import CNN_FEATURE_LEVELS
 from keras_cv_course.applications.classification.resnet import ResNet
-from keras_cv_course.applications.registry import register
+from keras_cv_course.applications.registry import register_family
 
 PAPER = (
     "Xie, Girshick, Dollar, Tu, He. Aggregated Residual Transformations for Deep "
@@ -48,12 +52,14 @@ TINY = dict(input_shape=(32, 32, 3), classes=10, stage_widths=(8, 8, 16, 16),
             blocks_per_stage=(1, 1, 1, 1), stem_type="small", groups=4, width_per_group=16)
 TOP1_SOURCE = "torchvision IMAGENET1K_V1 weights, documented acc@1"
 
-register("resnext50_32x4d", ResNeXt50_32x4d, task="classification", family="resnext",
-         paper=PAPER, reference_params=25_028_904, params_source="torchvision resnext50_32x4d",
-         tiny_config=TINY, imagenet_top1=77.618, top1_source=TOP1_SOURCE,
-         description="ResNeXt-50, cardinality 32, 4 channels per group")
-register("resnext101_32x8d", ResNeXt101_32x8d, task="classification", family="resnext",
-         paper=PAPER, reference_params=88_791_336,
-         params_source="torchvision resnext101_32x8d", tiny_config=TINY,
-         imagenet_top1=79.312, top1_source=TOP1_SOURCE,
-         description="ResNeXt-101, cardinality 32, 8 channels per group")
+VARIANTS = (
+    dict(name="resnext50_32x4d", builder=ResNeXt50_32x4d, reference_params=25_028_904,
+         params_source="torchvision resnext50_32x4d", imagenet_top1=77.618,
+         description="ResNeXt-50, cardinality 32, 4 channels per group"),
+    dict(name="resnext101_32x8d", builder=ResNeXt101_32x8d, reference_params=88_791_336,
+         params_source="torchvision resnext101_32x8d", imagenet_top1=79.312,
+         description="ResNeXt-101, cardinality 32, 8 channels per group"),
+)
+
+register_family("resnext", VARIANTS, task="classification", paper=PAPER, tiny_config=TINY,
+                top1_source=TOP1_SOURCE, feature_levels=CNN_FEATURE_LEVELS)

@@ -29,12 +29,19 @@ trained without listing dropout) transplant by name unchanged.
 from keras.applications; the other variants have torchvision weights only,
 which are not converted here. Layer names are keras.applications'
 (``block1_conv1``, ``fc1``, ``predictions``).
+
+Feature levels (``applications.backbone``): block ``k``'s max-pool output,
+at stride ``2**k``, is level ``C<k>``; for VGG-16 ``C1``-``C5`` have 64, 128,
+256, 512 and 512 channels. ``C3``-``C5`` are the pool3, pool4 and pool5 that
+FCN (Long et al., arXiv:1411.4038) scores.
 """
+
+import numbers
 
 import keras
 
 from keras_cv_course.applications.classification import common, transplant
-from keras_cv_course.applications.registry import register
+from keras_cv_course.applications.registry import register_family
 
 CONVS_PER_BLOCK = {
     11: (1, 1, 2, 2, 2),
@@ -95,6 +102,7 @@ def VGG(
     block_widths=BLOCK_WIDTHS,
     fc_units=FC_UNITS,
     dropout_rate=0.5,
+    convs_per_block=None,
 ):
     """Builds a VGG network.
 
@@ -107,9 +115,12 @@ def VGG(
         block_widths: the five blocks' widths; shrink them for tests.
         fc_units: width of the two hidden fully connected layers.
         dropout_rate: dropout after each hidden fully connected layer.
+        convs_per_block: five convolution counts, one per block; overrides
+            the depth's (``CONVS_PER_BLOCK``), e.g. ``(1, 1, 1, 1, 1)`` for tests.
 
     Returns:
-        A ``keras.Model``.
+        A ``keras.Model``; ``model.pyramid_outputs`` holds each block's
+        pooled map as level ``C1``-``C5`` (see the module docstring).
 
     Example:
         >>> model = VGG(11, input_shape=(32, 32, 3), classes=10,
@@ -119,11 +130,13 @@ def VGG(
         raise common.KCCError(f"depth must be one of {sorted(CONVS_PER_BLOCK)}, got {depth!r}")
     if len(block_widths) != 5:
         raise common.KCCError(f"block_widths must have 5 entries, got {block_widths!r}")
+    convs_per_block = _check_convs_per_block(convs_per_block) or CONVS_PER_BLOCK[depth]
     image = common.image_input(input_tensor, input_shape, min_size=32)
     x = image
-    blocks = zip(block_widths, CONVS_PER_BLOCK[depth], strict=True)
+    pyramid = common.FeaturePyramid()
+    blocks = zip(block_widths, convs_per_block, strict=True)
     for block, (width, convs) in enumerate(blocks, 1):
-        x = conv_block(x, width, convs, block, batch_norm)
+        x = pyramid.record(conv_block(x, width, convs, block, batch_norm), strides=2)
     if include_top:
         x = fc_head(x, fc_units, classes, classifier_activation, dropout_rate)
     else:
@@ -133,7 +146,18 @@ def VGG(
                         name=name or f"vgg{depth}{suffix}")
     application = None if batch_norm else KERAS_APPLICATION.get(depth)
     loader = application and transplant.imagenet_loader(application, lambda n: n)
-    return common.load_weights(model, weights, loader)
+    return common.load_weights(pyramid.attach(model), weights, loader)
+
+
+def _check_convs_per_block(convs_per_block):
+    """``None``, or five positive convolution counts as a tuple."""
+    if convs_per_block is None:
+        return None
+    counts = tuple(convs_per_block)
+    if len(counts) != 5 or not all(isinstance(c, numbers.Integral) and c > 0 for c in counts):
+        raise common.KCCError(
+            f"convs_per_block must be 5 positive integers, got {convs_per_block!r}")
+    return counts
 
 
 def VGG11(**kwargs):
@@ -170,25 +194,34 @@ def VGG19BN(**kwargs):
 
 TINY = dict(input_shape=(32, 32, 3), classes=10, block_widths=(4, 8, 8, 16, 16), fc_units=16)
 TOP1_SOURCE = "torchvision IMAGENET1K_V1 weights, documented acc@1"
+KERAS_WEIGHTS = ("imagenet",)  # keras.applications VGG16 and VGG19, without BatchNorm
 
-_VARIANTS = (  # name, builder, torchvision params, torchvision acc@1
-    ("vgg11", VGG11, 132_863_336, 69.020),
-    ("vgg11_bn", VGG11BN, 132_868_840, 70.370),
-    ("vgg13", VGG13, 133_047_848, 69.928),
-    ("vgg13_bn", VGG13BN, 133_053_736, 71.586),
-    ("vgg16", VGG16, 138_357_544, 71.592),
-    ("vgg16_bn", VGG16BN, 138_365_992, 73.360),
-    ("vgg19", VGG19, 143_667_240, 72.376),
-    ("vgg19_bn", VGG19BN, 143_678_248, 74.218),
+# reference_params: torchvision's count; imagenet_top1: torchvision's acc@1.
+VARIANTS = (
+    dict(name="vgg11", builder=VGG11, reference_params=132_863_336,
+         params_source="torchvision vgg11", imagenet_top1=69.020, description="VGG-11"),
+    dict(name="vgg11_bn", builder=VGG11BN, reference_params=132_868_840,
+         params_source="torchvision vgg11_bn", imagenet_top1=70.370,
+         description="VGG-11 with BatchNorm"),
+    dict(name="vgg13", builder=VGG13, reference_params=133_047_848,
+         params_source="torchvision vgg13", imagenet_top1=69.928, description="VGG-13"),
+    dict(name="vgg13_bn", builder=VGG13BN, reference_params=133_053_736,
+         params_source="torchvision vgg13_bn", imagenet_top1=71.586,
+         description="VGG-13 with BatchNorm"),
+    dict(name="vgg16", builder=VGG16, reference_params=138_357_544,
+         params_source="torchvision vgg16", imagenet_top1=71.592, pretrained=KERAS_WEIGHTS,
+         description="VGG-16"),
+    dict(name="vgg16_bn", builder=VGG16BN, reference_params=138_365_992,
+         params_source="torchvision vgg16_bn", imagenet_top1=73.360,
+         description="VGG-16 with BatchNorm"),
+    dict(name="vgg19", builder=VGG19, reference_params=143_667_240,
+         params_source="torchvision vgg19", imagenet_top1=72.376, pretrained=KERAS_WEIGHTS,
+         description="VGG-19"),
+    dict(name="vgg19_bn", builder=VGG19BN, reference_params=143_678_248,
+         params_source="torchvision vgg19_bn", imagenet_top1=74.218,
+         description="VGG-19 with BatchNorm"),
 )
 
-for _name, _builder, _params, _top1 in _VARIANTS:
-    _depth = int(_name[3:5])
-    _bn = _name.endswith("_bn")
-    register(
-        _name, _builder, task="classification", family="vgg", paper=PAPER,
-        reference_params=_params, params_source=f"torchvision {_name}",
-        tiny_config=TINY, imagenet_top1=_top1, top1_source=TOP1_SOURCE,
-        pretrained=("imagenet",) if _depth in KERAS_APPLICATION and not _bn else (),
-        description=f"VGG-{_depth}{' with BatchNorm' if _bn else ''}",
-    )
+register_family("vgg", VARIANTS, task="classification", paper=PAPER, tiny_config=TINY,
+                top1_source=TOP1_SOURCE, pretrained=(),
+                feature_levels=common.CNN_FEATURE_LEVELS)

@@ -36,6 +36,14 @@ Counts are at 224x224 with 1000 classes, from torchvision (B, L) and timm
 (Ti/16, S/16, S/32). timm and torchvision have no Ti/32; its count is the
 same architecture's formula and is labelled so in the registry.
 
+Feature level (``applications.backbone``): one, the final ``encoder_norm``
+patch tokens without the class token, reshaped to their grid
+``(batch, H / p, W / p, hidden)`` at stride ``p`` (timm's ``feature_info``
+gives a ViT's blocks the patch size as their reduction): ``C4`` for /16,
+``C5`` for /32. The grid is a weightless side branch (``grid_patch_tokens``,
+``grid``) that the classifier's outputs do not use, so the classifier is
+unchanged.
+
 Pretrained weights: none. keras.applications ships no ViT, so
 ``weights="imagenet"`` raises a clear error; ``weights=`` a ``.weights.h5``
 path loads your own. The torchvision/timm checkpoints are not converted here.
@@ -45,8 +53,9 @@ import functools
 
 import keras
 
+from keras_cv_course.applications.backbones import level_name, record_levels
 from keras_cv_course.applications.classification import common
-from keras_cv_course.applications.registry import register
+from keras_cv_course.applications.registry import register_family
 from keras_cv_course.errors import KCCError
 from keras_cv_course.layers.vit_layers import GELU, ClassToken, PositionEmbedding
 
@@ -101,6 +110,16 @@ def class_token_output(x):
     length = x.shape[1]
     x = keras.layers.Cropping1D((0, length - 1), name="class_token_select")(x)
     return keras.layers.Reshape((x.shape[-1],), name="class_token_flatten")(x)
+
+
+def patch_grid(tokens, grid_height, grid_width):
+    """The patch tokens as a feature map: ``(b, n + 1, d) -> (b, h/p, w/p, d)``.
+
+    Drops the ``[class]`` token (first) and puts each patch token back at its
+    place in the image, in the row-major order ``patch_embedding`` flattened.
+    """
+    patches = keras.layers.Cropping1D((1, 0), name="grid_patch_tokens")(tokens)
+    return keras.layers.Reshape((grid_height, grid_width, tokens.shape[-1]), name="grid")(patches)
 
 
 def pool(x, pooling, include_top):
@@ -166,7 +185,8 @@ def VisionTransformer(
         attention_dropout: dropout on the attention weights.
 
     Returns:
-        A ``keras.Model``.
+        A ``keras.Model``; ``model.pyramid_outputs`` holds the patch grid
+        (see the module docstring).
 
     Example:
         >>> model = VisionTransformer(input_shape=(32, 32, 3), patch_size=8,
@@ -183,13 +203,15 @@ def VisionTransformer(
         x = encoder_block(x, num_heads, mlp_size, dropout, attention_dropout,
                           f"encoder{index + 1}")
     x = keras.layers.LayerNormalization(epsilon=LN_EPSILON, name="encoder_norm")(x)
+    height, width = image.shape[1] // patch_size, image.shape[2] // patch_size
+    levels = {level_name(patch_size): patch_grid(x, height, width)}  # a side branch
     x = pool(x, pooling, include_top)
     if include_top:
         if int(classes) < 1:
             raise KCCError(f"classes must be a positive integer, got {classes!r}")
         x = keras.layers.Dense(classes, activation=classifier_activation, name="predictions")(x)
     model = keras.Model(common.model_inputs(image, input_tensor), x, name=name or "vit")
-    return common.load_weights(model, weights)
+    return common.load_weights(record_levels(model, levels), weights)
 
 
 def vit(size, patch_size=16, **kwargs):
@@ -200,32 +222,40 @@ def vit(size, patch_size=16, **kwargs):
 LABELS = {"tiny": "Ti", "small": "S", "base": "B", "large": "L"}
 TINY = dict(input_shape=(32, 32, 3), classes=10, patch_size=8, hidden_size=16,
             num_layers=2, num_heads=2, mlp_size=32)
-REFERENCES = {
-    # name: (size, patch, params, params source, top-1, top-1 source)
-    "vit_tiny_16": ("tiny", 16, 5_717_416, "timm vit_tiny_patch16_224",
-                    72.2, "DeiT-Ti (same architecture, ImageNet-1k only), "
-                    "Touvron et al. arXiv:2012.12877 Table 1"),
-    "vit_tiny_32": ("tiny", 32, 6_131_560, "formula (timm/torchvision have no ViT-Ti/32): "
-                    "timm ViT-Ti widths at patch 32", None, ""),
-    "vit_small_16": ("small", 16, 22_050_664, "timm vit_small_patch16_224",
-                     79.8, "DeiT-S (same architecture, ImageNet-1k only), "
-                     "Touvron et al. arXiv:2012.12877 Table 1"),
-    "vit_small_32": ("small", 32, 22_878_952, "timm vit_small_patch32_224", None, ""),
-    "vit_base_16": ("base", 16, 86_567_656, "torchvision vit_b_16",
-                    81.072, "torchvision vit_b_16 IMAGENET1K_V1 acc@1"),
-    "vit_base_32": ("base", 32, 88_224_232, "torchvision vit_b_32",
-                    75.912, "torchvision vit_b_32 IMAGENET1K_V1 acc@1"),
-    "vit_large_16": ("large", 16, 304_326_632, "torchvision vit_l_16",
-                     79.662, "torchvision vit_l_16 IMAGENET1K_V1 acc@1"),
-    "vit_large_32": ("large", 32, 306_535_400, "torchvision vit_l_32",
-                     76.972, "torchvision vit_l_32 IMAGENET1K_V1 acc@1"),
-}
 
-for _name, (_size, _patch, _params, _source, _top1, _top1_source) in REFERENCES.items():
-    register(
-        _name, functools.partial(vit, _size, patch_size=_patch), task="classification",
-        family="vit", paper=PAPER, reference_params=_params, params_source=_source,
-        tiny_config=TINY, imagenet_top1=_top1, top1_source=_top1_source,
-        description=f"ViT-{LABELS[_size]}/{_patch}, {SIZES[_size]['num_layers']} "
-                    f"blocks of width {SIZES[_size]['hidden_size']}",
+
+def _variant(size, patch_size, reference_params, params_source, imagenet_top1=None,
+             top1_source=""):
+    """The registry record of ViT-``size``/``patch_size``."""
+    return dict(
+        name=f"vit_{size}_{patch_size}",
+        builder=functools.partial(vit, size, patch_size=patch_size),
+        reference_params=reference_params, params_source=params_source,
+        imagenet_top1=imagenet_top1, top1_source=top1_source,
+        feature_levels=(level_name(patch_size),),
+        description=f"ViT-{LABELS[size]}/{patch_size}, {SIZES[size]['num_layers']} "
+                    f"blocks of width {SIZES[size]['hidden_size']}",
     )
+
+
+VARIANTS = (
+    _variant("tiny", 16, 5_717_416, "timm vit_tiny_patch16_224",
+             72.2, "DeiT-Ti (same architecture, ImageNet-1k only), "
+             "Touvron et al. arXiv:2012.12877 Table 1"),
+    _variant("tiny", 32, 6_131_560, "formula (timm/torchvision have no ViT-Ti/32): "
+             "timm ViT-Ti widths at patch 32"),
+    _variant("small", 16, 22_050_664, "timm vit_small_patch16_224",
+             79.8, "DeiT-S (same architecture, ImageNet-1k only), "
+             "Touvron et al. arXiv:2012.12877 Table 1"),
+    _variant("small", 32, 22_878_952, "timm vit_small_patch32_224"),
+    _variant("base", 16, 86_567_656, "torchvision vit_b_16",
+             81.072, "torchvision vit_b_16 IMAGENET1K_V1 acc@1"),
+    _variant("base", 32, 88_224_232, "torchvision vit_b_32",
+             75.912, "torchvision vit_b_32 IMAGENET1K_V1 acc@1"),
+    _variant("large", 16, 304_326_632, "torchvision vit_l_16",
+             79.662, "torchvision vit_l_16 IMAGENET1K_V1 acc@1"),
+    _variant("large", 32, 306_535_400, "torchvision vit_l_32",
+             76.972, "torchvision vit_l_32 IMAGENET1K_V1 acc@1"),
+)
+
+register_family("vit", VARIANTS, task="classification", paper=PAPER, tiny_config=TINY)

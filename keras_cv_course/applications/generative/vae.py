@@ -25,9 +25,10 @@ import keras
 from keras import ops
 
 from keras_cv_course.applications.classification.common import check_image_shape
-from keras_cv_course.applications.registry import register
+from keras_cv_course.applications.registry import register_family
 from keras_cv_course.errors import KCCError
 from keras_cv_course.layers.sampling import GaussianSampling
+from keras_cv_course.specs import TensorSpec
 
 PAPER = "Kingma, Welling. Auto-Encoding Variational Bayes. ICLR 2014. arXiv:1312.6114"
 
@@ -176,8 +177,18 @@ def ConvVAE(**kwargs):
     return VAE(**kwargs)
 
 
-register("conv_vae", ConvVAE, task="generative", family="vae", paper=PAPER,
-         reference_params=None, params_source="no public reference for this configuration",
+OUTPUTS = (
+    TensorSpec("reconstruction", ("height", "width", "channels"), "float32",
+               "decoded pixel probabilities"),
+    TensorSpec("z_log_var", ("latent",), "float32", "log-variance of q(z|x)"),
+    TensorSpec("z_mean", ("latent",), "float32", "mean of q(z|x)"),
+)
+VARIANTS = (
+    dict(name="conv_vae", builder=ConvVAE, reference_params=None,
+         params_source="no public reference for this configuration",
          full_config=dict(input_shape=(28, 28, 1), latent_dim=16, widths=(32, 64)),
          tiny_config=dict(input_shape=(16, 16, 1), latent_dim=4, widths=(4, 8)),
-         description="Convolutional VAE, Bernoulli pixels")
+         description="Convolutional VAE, Bernoulli pixels"),
+)
+
+register_family("vae", VARIANTS, task="generative", paper=PAPER, outputs=OUTPUTS)

@@ -20,38 +20,38 @@ is fixed bilinear interpolation (``UpSampling2D``), which the paper also
 keeps fixed, so it has no parameters. The paper's 100-pixel input padding and
 crop are replaced by "same" padding, so inputs must be multiples of 32.
 
-The backbone is VGG-style and configurable. The full config is the paper's
-VGG-16 backbone; the paper reports 134M parameters for FCN-VGG16, and our
-three heads count 134.35M (32s), 134.36M (16s) and 134.38M (8s) for 21 VOC
-classes, equal at the paper's precision.
+The backbone is the registry's VGG-16 (``applications.backbone_features``):
+its pooled maps ``C3``, ``C4`` and ``C5`` are the paper's pool3, pool4 and
+pool5, and its widths and convolutions per block are configurable. The full
+config is the paper's VGG-16 backbone; the paper reports 134M parameters for
+FCN-VGG16, and our three heads count 134.35M (32s), 134.36M (16s) and 134.38M
+(8s) for 21 VOC classes, equal at the paper's precision.
 """
 
 import keras
 
+from keras_cv_course.applications.backbones import backbone_features
 from keras_cv_course.applications.classification import common
-from keras_cv_course.applications.registry import register
+from keras_cv_course.applications.registry import register_family
 from keras_cv_course.errors import KCCError
 from keras_cv_course.layers.initializers import BilinearUpsampling
 
 VGG16_WIDTHS = (64, 128, 256, 512, 512)
 VGG16_CONVS = (2, 2, 3, 3, 3)
+# The skip levels each head fuses, coarse to fine: pool4 is C4 (stride 16), pool3 is C3.
 HEADS = {"32s": (), "16s": ("pool4",), "8s": ("pool4", "pool3")}
+SKIP_LEVELS = {"pool3": "C3", "pool4": "C4", "pool5": "C5"}
 PAPER = (
     "Long, Shelhamer, Darrell. Fully Convolutional Networks for Semantic "
     "Segmentation. CVPR 2015. arXiv:1411.4038"
 )
 
 
-def vgg_backbone(image, widths, convs_per_stage):
-    """VGG-style stages; returns the pooled feature map of every stage."""
-    x, pools = image, {}
-    for stage, (width, convs) in enumerate(zip(widths, convs_per_stage), start=1):
-        for index in range(1, convs + 1):
-            x = keras.layers.Conv2D(width, 3, padding="same", activation="relu",
-                                    name=f"block{stage}_conv{index}")(x)
-        x = keras.layers.MaxPooling2D(2, name=f"block{stage}_pool")(x)
-        pools[f"pool{stage}"] = x
-    return pools
+def vgg_pools(image, widths, convs_per_stage):
+    """pool3, pool4 and pool5 of the registry's VGG-16, built on ``image``."""
+    levels = backbone_features("vgg16", image, levels=tuple(SKIP_LEVELS.values()),
+                               block_widths=tuple(widths), convs_per_block=tuple(convs_per_stage))
+    return {pool: levels[level] for pool, level in SKIP_LEVELS.items()}
 
 
 def fully_connected_as_conv(x, fc_width, dropout_rate):
@@ -111,7 +111,7 @@ def FCN(
             raise KCCError("FCN input height and width must be multiples of 32, "
                            f"got {tuple(image.shape[1:])}")
 
-    pools = vgg_backbone(image, backbone_widths, convs_per_stage)
+    pools = vgg_pools(image, backbone_widths, convs_per_stage)
     x = fully_connected_as_conv(pools["pool5"], fc_width, dropout_rate)
     score = keras.layers.Conv2D(classes, 1, name="score_fr")(x)  # stride 32
     for skip in HEADS[head]:  # each skip halves the stride: 32 -> 16 -> 8
@@ -136,9 +136,13 @@ def _variant(head):
 TINY = dict(input_shape=(32, 32, 3), classes=4, backbone_widths=(4, 8, 8, 16, 16),
             convs_per_stage=(1, 1, 1, 1, 1), fc_width=16)
 
-for _head in HEADS:
-    register(f"fcn{_head}", _variant(_head), task="segmentation", family="fcn", paper=PAPER,
-             reference_params=134_000_000, params_precision=1_000_000,
-             params_source="paper, Table 1 (FCN-VGG16: 134M)",
-             full_config=dict(input_shape=(512, 512, 3), classes=21), tiny_config=TINY,
-             description=f"FCN-{_head} on a VGG-style backbone")
+VARIANTS = tuple(
+    dict(name=f"fcn{head}", builder=_variant(head),
+         description=f"FCN-{head} on the VGG-16 backbone")
+    for head in HEADS
+)
+
+register_family("fcn", VARIANTS, task="segmentation", paper=PAPER,
+                reference_params=134_000_000, params_precision=1_000_000,
+                params_source="paper, Table 1 (FCN-VGG16: 134M)",
+                full_config=dict(input_shape=(512, 512, 3), classes=21), tiny_config=TINY)

@@ -1,4 +1,7 @@
-"""The layout of a training run on disk.
+"""Runs on disk: the layout of a training run's folder, and loading it back.
+
+``train`` writes a run folder; ``evaluate`` and ``export`` read it through
+one function, ``load_run``. This module imports no training code.
 
     RUN/
       config.json        model, data and hyperparameters (enough to rebuild)
@@ -15,6 +18,42 @@ import json
 import os
 
 from keras_cv_course.errors import KCCError
+
+
+@dataclasses.dataclass
+class LoadedRun:
+    """A finished run read back from disk.
+
+    Attributes:
+        folder: the ``RunFolder``.
+        config: its ``config.json``.
+        model: the final model.
+        bundle: the run's dataset, rebuilt from the config.
+        task: the run's task object.
+    """
+
+    folder: "RunFolder"
+    config: dict
+    model: object
+    bundle: object
+    task: object
+
+
+def load_run(path):
+    """Loads a run's config, final model and dataset.
+
+    Raises:
+        KCCError: not a run folder, or its model file is missing or corrupt.
+    """
+    from keras_cv_course.data import load_dataset
+    from keras_cv_course.tasks import get_task
+
+    folder = RunFolder(str(path))
+    config = folder.read_config()
+    model = folder.load_model()
+    bundle = load_dataset(config["data"], config["task"], config["image_size"],
+                          config["channels"], config["seed"])
+    return LoadedRun(folder, config, model, bundle, get_task(config["task"]))
 
 
 @dataclasses.dataclass(frozen=True)

@@ -1,0 +1,328 @@
+"""The task contract: the one class whose methods the rest of the package calls.
+
+A task says what its data and models look like and how to train, evaluate,
+watch and export them. ``Task`` holds the defaults; each task module
+subclasses it and overrides only what differs. The methods, in the order a
+model meets them:
+
+=====================  ==========================================================
+data                   ``input_specs``, ``target_specs``, ``annotations``,
+                       ``targets_from``, ``check_arrays``, ``validate``
+building               ``build_arguments`` (what the data decides: input shape,
+                       class count), ``output_specs`` (the model's default outputs)
+the test harness       ``synthetic_batch``
+training               ``compile`` (``loss``, ``metrics``; ``make_optimizer`` can
+                       be called once per optimizer), ``augmentation``
+watching               ``summaries`` (images for TensorBoard)
+evaluation             ``evaluate``, ``headline_metrics``
+export                 ``serving_outputs`` (postprocessing inside the serving
+                       graph), ``compare`` (the parity rule of each output)
+=====================  ==========================================================
+
+``CONTRIBUTING.md`` shows a whole task written against this contract. Model
+and task code use Keras and NumPy only; TensorFlow is imported lazily, where a
+method needs ``tf.data``.
+"""
+
+import dataclasses
+from typing import Callable
+
+import keras
+import numpy as np
+
+from keras_cv_course import specs
+from keras_cv_course.errors import KCCError
+
+IMAGES = specs.TensorSpec("images", ("height", "width", "channels"), "float32",
+                          "images, float pixels in [0, 1]")
+
+
+@dataclasses.dataclass
+class Augmentation:
+    """A task's batch augmentation, as the data pipeline applies it.
+
+    Attributes:
+        name: the policy's name, recorded in the run's config.
+        function: ``(inputs, targets) -> (inputs, targets)`` on a training
+            batch (``inputs`` alone for tasks without targets).
+        target_map: applied to the targets of *every* batch, training and
+            evaluation, before ``function``; e.g. one-hot labels for policies
+            that mix labels. ``None`` leaves targets as they are.
+    """
+
+    name: str
+    function: Callable
+    target_map: Callable | None = None
+
+    def __call__(self, *batch):
+        return self.function(*batch)
+
+
+class Task:
+    """The defaults of every task; subclasses override what differs.
+
+    Class attributes:
+        name: registry name of the task.
+        description: one line for tables.
+        input_specs: the inputs a model of this task takes (``TensorSpec``
+            objects; shapes use symbols such as ``"height"``).
+        target_specs: the targets of one example; empty when the model
+            learns from its inputs alone.
+        output_specs: the outputs of a typical model of this task; a
+            registered model may declare others.
+        annotations: the dataset annotations that targets are made from,
+            e.g. ``("labels",)``; a dataset serves this task when it has them.
+        class_annotation: the annotation whose class names are the task's
+            classes, or ``None``.
+        headline_metrics: the metrics that summarise a model, best first.
+        augmentation_policies: names ``augmentation`` accepts.
+        fact_fields: registry fields only this task's models carry (e.g. the
+            ImageNet top-1 accuracy of a classifier).
+    """
+
+    name = "generic"
+    description = "any Keras model; identity serving and default parity rules"
+    input_specs = (IMAGES,)
+    target_specs = ()
+    output_specs = ()
+    annotations = ()
+    class_annotation = None
+    headline_metrics = ("loss",)
+    augmentation_policies = ("none",)
+    fact_fields = ()
+
+    # -- data ---------------------------------------------------------------------------
+
+    def targets_from(self, annotations):
+        """Makes the targets of a batch of examples from a dataset's annotations.
+
+        Args:
+            annotations: ``{annotation name: array}`` holding at least
+                ``self.annotations``.
+
+        Returns:
+            One array for one target spec, a dict keyed by target names for
+            several, or ``None`` for tasks without targets.
+        """
+        values = [annotations[key] for key in self.annotations]
+        return self.pack_targets(values)
+
+    def pack_targets(self, values):
+        """Arrays in ``target_specs`` order -> the element structure of the targets."""
+        if not self.target_specs:
+            return None
+        if len(self.target_specs) == 1:
+            return values[0]
+        return {spec.name: value for spec, value in zip(self.target_specs, values)}
+
+    def check_arrays(self, inputs, targets, where="arrays"):
+        """Checks in-memory data against the task's specs and converts dtypes.
+
+        Args:
+            inputs: an array (one input) or ``{input name: array}``.
+            targets: an array, a dict, or ``None``.
+            where: what is checked, e.g. ``"digits train"``, for errors.
+
+        Returns:
+            ``(inputs, targets)`` in the same structure, cast to the specs' dtypes.
+
+        Raises:
+            KCCError: one line naming the tensor, the expected and the actual shape.
+        """
+        named = {**_named(inputs, self.input_specs, where, "inputs"),
+                 **_named(targets, self.target_specs, where, "targets")}
+        for name, value in named.items():
+            if np.asarray(value).size == 0:
+                raise KCCError(f"{where}: {name!r} is empty")
+        converted, _ = specs.check_arrays(named, self.input_specs + self.target_specs, where)
+        inputs = _structure([converted[s.name] for s in self.input_specs], self.input_specs)
+        return inputs, self.pack_targets([converted[s.name] for s in self.target_specs])
+
+    def validate(self, bundle):
+        """Checks a ``DataBundle``'s element specs against the task's; one-line error."""
+        found = {spec.name: spec for spec in bundle.input_specs + bundle.target_specs}
+        specs.bind(self.input_specs + self.target_specs,
+                   {name: spec.shape for name, spec in found.items()},
+                   {name: spec.dtype for name, spec in found.items()},
+                   where=f"dataset {bundle.name!r} for task {self.name!r}")
+
+    # -- building -----------------------------------------------------------------------
+
+    def build_arguments(self, bundle):
+        """Builder arguments that the data decides: here, the input shape."""
+        return {"input_shape": tuple(bundle.input_specs[0].shape)}
+
+    # -- the test harness ---------------------------------------------------------------
+
+    def synthetic_batch(self, model, batch_size=4, seed=0):
+        """Random inputs for ``model`` and random targets of this task.
+
+        Float inputs and targets are uniform in [0, 1]; integer inputs are
+        0 or 1; integer targets are class ids below the size of the model's
+        first output's last axis. Target shapes take their symbols (e.g.
+        ``"height"``) from the inputs.
+
+        Returns:
+            ``(inputs, targets)``; ``targets`` is ``None`` without target specs.
+        """
+        rng = np.random.default_rng(seed)
+        model_specs = specs.specs_of_model_inputs(model)
+        inputs = {spec.name: _random(rng, batch_size, spec.shape, spec, 2)
+                  for spec in model_specs}
+        known = [spec for spec in self.input_specs if spec.name in inputs]
+        bindings = specs.bind(known, {name: value.shape[1:] for name, value in inputs.items()})
+        classes = int(model.outputs[0].shape[-1] or 2)
+        targets = [_random(rng, batch_size, [bindings.get(d, d) for d in spec.shape], spec,
+                           classes) for spec in self.target_specs]
+        return _structure(list(inputs.values()), model_specs), self.pack_targets(targets)
+
+    # -- training -----------------------------------------------------------------------
+
+    def compile(self, model, info=None, bundle=None, make_optimizer=None, jit_compile="auto",
+                augmentation=None):
+        """Compiles ``model`` for this task.
+
+        Args:
+            model: the model, built in the strategy scope it will train in.
+            info: its ``ModelInfo``; ``info.loss`` replaces the task's loss.
+            bundle: the data (some metrics need its class count).
+            make_optimizer: zero-argument callable returning a new optimizer;
+                a task whose models need two (a GAN) calls it twice.
+            jit_compile: passed to ``model.compile``.
+            augmentation: the ``Augmentation`` in use, or ``None``.
+        """
+        make_optimizer = make_optimizer or (lambda: keras.optimizers.Adam())
+        loss = info.loss() if info is not None and info.loss else self.loss(augmentation)
+        # An empty metric list would be compiled as a metric that is never built.
+        model.compile(optimizer=make_optimizer(), loss=loss,
+                      metrics=self.metrics(model, augmentation) or None, jit_compile=jit_compile)
+        return model
+
+    def loss(self, augmentation=None):
+        """The training loss; ``None`` for models that compute their own."""
+        return None
+
+    def metrics(self, model, augmentation=None):
+        """Metrics compiled into ``model``."""
+        return []
+
+    def augmentation(self, policy, bundle, seed=0):
+        """Resolves a policy name (or a callable) to an ``Augmentation``.
+
+        Raises:
+            KCCError: the policy is not one of ``augmentation_policies``.
+        """
+        if policy is None or policy == "none":
+            return None
+        if callable(policy):
+            return Augmentation("custom", policy)
+        if policy not in self.augmentation_policies:
+            raise KCCError(f"augmentation {policy!r} is not valid for task {self.name!r}; "
+                           f"valid: {', '.join(self.augmentation_policies)}")
+        return self.make_augmentation(policy, bundle, seed)
+
+    def make_augmentation(self, policy, bundle, seed):
+        """Builds a valid, named policy (subclasses with policies override this)."""
+        raise KCCError(f"task {self.name!r} has no augmentation {policy!r}")
+
+    # -- watching and evaluating --------------------------------------------------------
+
+    def summaries(self, model, inputs):
+        """Images for TensorBoard: ``{name: (n, height, width, channels) in [0, 1]}``."""
+        return {}
+
+    def evaluate(self, model, dataset):
+        """The model's metrics on a batched dataset: ``{name: float}``."""
+        results = model.evaluate(dataset, verbose=0, return_dict=True)
+        return {name: float(value) for name, value in results.items()}
+
+    def headline(self, metrics):
+        """The headline metrics present in ``metrics``, in order."""
+        return {name: metrics[name] for name in self.headline_metrics if name in metrics}
+
+    # -- export -------------------------------------------------------------------------
+
+    def serving_outputs(self, model, outputs):
+        """Postprocessing inside the serving graph.
+
+        Args:
+            model: the Keras model.
+            outputs: ``{output name: tensor}`` of the model on a batch.
+
+        Returns:
+            The serving signature's outputs, ``{name: tensor}``. Written with
+            ``keras.ops`` so that it runs in Keras, in the SavedModel and in
+            the converted artifacts alike.
+        """
+        return outputs
+
+    def compare(self, name, actual, expected, tolerance):
+        """The parity rule of one output: an artifact's against Keras'.
+
+        Integer outputs (ids) must be equal; float outputs must agree within
+        ``tolerance`` by ``parity_error``.
+
+        Returns:
+            ``{"error": float, "passed": bool, "rule": str}``.
+        """
+        actual, expected = np.asarray(actual), np.asarray(expected)
+        if np.dtype(expected.dtype).kind in specs.INTEGER_KINDS:
+            if actual.shape != expected.shape:
+                return {"error": 1.0, "passed": False, "rule": "exact"}
+            error = float(np.mean(actual != expected)) if expected.size else 0.0
+            return {"error": error, "passed": error == 0.0, "rule": "exact"}
+        error = parity_error(actual, expected)
+        return {"error": error, "passed": error <= tolerance, "rule": "max error"}
+
+
+def image_panel(inputs):
+    """The image input of a batch (a dict's ``images``) as a NumPy array."""
+    images = inputs[IMAGES.name] if isinstance(inputs, dict) else inputs
+    return keras.ops.convert_to_numpy(images).astype("float32")
+
+
+def parity_error(actual, expected):
+    """Max absolute difference, relative to the output's scale when above 1.
+
+    ``max|a - b| / max(1, max|b|)``: an absolute error for probabilities
+    and small outputs, a relative one for large logits.
+    """
+    actual = np.asarray(actual, dtype="float64")
+    expected = np.asarray(expected, dtype="float64")
+    if actual.shape != expected.shape:
+        return float("inf")
+    if not expected.size:
+        return 0.0
+    scale = max(1.0, float(np.max(np.abs(expected))))
+    return float(np.max(np.abs(actual - expected)) / scale)
+
+
+def _named(value, spec_list, where, kind):
+    """An array or dict -> ``{spec name: array}`` for the given specs."""
+    if not spec_list:
+        if value is not None:
+            raise KCCError(f"{where}: this task takes no {kind}, got {type(value).__name__}")
+        return {}
+    if isinstance(value, dict):
+        return dict(value)
+    if len(spec_list) > 1:
+        names = [spec.name for spec in spec_list]
+        raise KCCError(f"{where}: {kind} must be a dict with keys {names}, "
+                       f"got {type(value).__name__}")
+    if value is None:
+        raise KCCError(f"{where}: {kind} are missing; expected {spec_list[0].describe()}")
+    return {spec_list[0].name: value}
+
+
+def _structure(values, spec_list):
+    """One value alone, several as a dict keyed by spec name."""
+    if len(values) == 1:
+        return values[0]
+    return {spec.name: value for spec, value in zip(spec_list, values)}
+
+
+def _random(rng, batch_size, shape, spec, integer_high):
+    shape = (batch_size, *(1 if dim is None or isinstance(dim, str) else dim for dim in shape))
+    if spec.is_integer:
+        return rng.integers(0, integer_high, shape).astype(spec.dtype)
+    return rng.uniform(0, 1, shape).astype(spec.dtype)

@@ -1,0 +1,60 @@
+"""Image classification: one class id per image.
+
+Targets are int32 class ids; a model returns class probabilities named
+``predictions``. Training uses sparse categorical cross-entropy, or
+categorical cross-entropy on mixed one-hot labels when a policy mixes them
+(mixup, CutMix). The headline metric is accuracy.
+"""
+
+import keras
+
+from keras_cv_course.specs import TensorSpec
+from keras_cv_course.tasks.base import Augmentation, Task
+from keras_cv_course.tasks.registry import register_task
+
+
+class ClassificationTask(Task):
+    name = "classification"
+    description = "one class per image; accuracy"
+    target_specs = (TensorSpec("labels", (), "int32", "class ids"),)
+    output_specs = (TensorSpec("predictions", ("classes",), "float32", "class probabilities"),)
+    annotations = ("labels",)
+    class_annotation = "labels"
+    headline_metrics = ("accuracy",)
+    augmentation_policies = ("none", "standard", "mixup", "cutmix")
+    # imagenet_top1 (%) and its source, pretrained weight names, and the
+    # feature levels (C2-C5) that ``applications.backbone`` can return.
+    fact_fields = ("imagenet_top1", "top1_source", "pretrained", "feature_levels")
+
+    def build_arguments(self, bundle):
+        return {**super().build_arguments(bundle), "classes": bundle.num_classes}
+
+    def loss(self, augmentation=None):
+        if _mixes(augmentation):
+            return keras.losses.CategoricalCrossentropy()
+        return keras.losses.SparseCategoricalCrossentropy()
+
+    def metrics(self, model, augmentation=None):
+        if _mixes(augmentation):
+            return [keras.metrics.CategoricalAccuracy(name="accuracy")]
+        return ["accuracy"]
+
+    def make_augmentation(self, policy, bundle, seed):
+        from keras_cv_course.data import augment
+
+        function = augment.get_policy(policy, num_classes=bundle.num_classes, seed=seed)
+        target_map = None
+        if function.mixes_labels:
+            classes = bundle.num_classes
+
+            def target_map(labels):
+                return augment.one_hot_labels(labels, classes)
+
+        return Augmentation(policy, function, target_map)
+
+
+def _mixes(augmentation):
+    return augmentation is not None and augmentation.target_map is not None
+
+
+register_task(ClassificationTask())
