@@ -32,6 +32,9 @@ setup(
     extras_require={
         "test": ["pytest>=8", "pytest-xdist>=3.5", "ruff>=0.6", "jax[cpu]>=0.4.30"],
         "jax": ["jax[cpu]>=0.4.30"],
+        "docs": ["mkdocs==1.6.*", "mkdocs-material==9.8.*", "mkdocstrings[python]==1.0.*",
+                 "mkdocstrings-python==2.0.*", "mkdocs-jupyter==0.26.*", "jupytext==1.19.*",
+                 "ipykernel>=6.29"],
     },
     entry_points={"console_scripts": ["kcc=keras_cv_course.cli:main"]},
 )

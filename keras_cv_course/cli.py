@@ -1,10 +1,13 @@
 """The ``kcc`` command (also ``python -m keras_cv_course``).
 
+    kcc --version
+    kcc tasks
     kcc models [--task T] [--pattern P]
+    kcc info MODEL
     kcc train MODEL --data D [--config tiny|full --epochs N --strategy S --out RUN ...]
     kcc evaluate RUN
     kcc export RUN [--formats savedmodel tflite onnx] [--out DIR]
-    kcc quickstart
+    kcc quickstart [--task T]
 
 The CLI only parses arguments and prints; the library does the work. A
 user's mistake prints one line and exits with status 2, never a traceback.
@@ -15,6 +18,7 @@ import ast
 import os
 import sys
 
+from keras_cv_course import __version__
 from keras_cv_course.errors import KCCError
 
 EXIT_USER_ERROR = 2
@@ -46,12 +50,17 @@ def main(argv=None):
 def build_parser():
     parser = argparse.ArgumentParser(prog="kcc", description="keras_cv_course: train, evaluate "
                                      "and export the models of a computer-vision course.")
+    parser.add_argument("--version", action="version", version=f"kcc {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
 
     models = commands.add_parser("models", help="list registered models")
     models.add_argument("--task", help="a task name; `kcc tasks` lists them")
     models.add_argument("--pattern", help="shell-style name pattern, e.g. 'resnet*'")
     models.set_defaults(handler=cmd_models)
+
+    info = commands.add_parser("info", help="paper, size, specs, configs and exports of a model")
+    info.add_argument("model")
+    info.set_defaults(handler=cmd_info)
 
     tasks = commands.add_parser("tasks", help="list the registered tasks")
     tasks.set_defaults(handler=cmd_tasks)
@@ -95,9 +104,11 @@ def build_parser():
     export.set_defaults(handler=cmd_export)
 
     quickstart = commands.add_parser("quickstart",
-                                     help="train, export and verify on embedded digits")
+                                     help="a task's main job: train, export, verify")
     quickstart.add_argument("--out")
-    quickstart.add_argument("--epochs", type=int, default=12)
+    quickstart.add_argument("--task", default="classification",
+                            help="a task with a quickstart recipe (default: classification)")
+    quickstart.add_argument("--epochs", type=int, help="default: the recipe's")
     quickstart.set_defaults(handler=cmd_quickstart)
     return parser
 
@@ -113,6 +124,12 @@ def cmd_models(args):
         exports = ",".join(fmt for fmt in applications.EXPORT_FORMATS if info.supports_export(fmt))
         print(f"{info.name:<22}{info.task:<16}{info.family:<14}{params:>18}  {exports}")
     print(f"{len(rows)} models")
+
+
+def cmd_info(args):
+    from keras_cv_course.applications import catalog
+
+    print("\n".join(catalog.describe(args.model)))
 
 
 def cmd_tasks(args):
@@ -173,7 +190,7 @@ def cmd_export(args):
 def cmd_quickstart(args):
     from keras_cv_course.quickstart import run_quickstart
 
-    _, passed = run_quickstart(out=args.out, epochs=args.epochs)
+    _, passed = run_quickstart(task=args.task, out=args.out, epochs=args.epochs)
     return 0 if passed else EXIT_FAILED
 
 

@@ -1,8 +1,8 @@
 """Evaluation: a model's metrics on a split, as its task defines them.
 
 ``evaluate_model`` batches a split and asks the task for its metrics;
-``evaluate_run`` does the same for a run folder. ``kcc evaluate``, the
-quantization gates and the model cards all read metrics from here.
+``evaluate_run`` does the same for a run folder. ``kcc evaluate`` reads
+its metrics from here, and so should anything that gates on a task metric.
 """
 
 from keras_cv_course.data import pipeline

@@ -46,6 +46,10 @@ def test_train_evaluate_export_round_trip(tmp_path, capsys):
     (["evaluate", "/no/such/run"], "not a run folder"),
     (["export", "/no/such/model.keras"], "model file not found"),
     (["models", "--task", "clasification"], "unknown task 'clasification'"),
+    (["info", "resnet19"], "unknown model 'resnet19'"),
+    (["quickstart", "--task", "generative"],
+     "task 'generative' has no quickstart; tasks with one: classification, segmentation"),
+    (["quickstart", "--task", "detect"], "unknown task 'detect'"),
 ])
 def test_user_errors_are_one_line(args, message, capsys):
     assert main(args) == 2
@@ -85,3 +89,26 @@ def test_train_the_tiny_config_of_any_model(tmp_path, capsys):
     with open(os.path.join(run, "config.json")) as handle:
         config = json.load(handle)
     assert config["config"] == "tiny" and config["augment"] == "flip"
+
+
+def test_version(capsys):
+    from keras_cv_course import __version__
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--version"])
+    assert exit_info.value.code == 0
+    assert capsys.readouterr().out.strip() == f"kcc {__version__}"
+
+
+@pytest.mark.parametrize("name, expected", [
+    ("resnet50_v1", ["25,583,592", "GMACs       3.858", "images: (224, 224, 3) float32",
+                     "predictions: (classes,) float32", "config      tiny: input_shape=",
+                     "onnx: yes", "pretrained  imagenet", "imagenet_top1"]),
+    ("fcn8s", ["134,376,863", "segmentation: (height, width, classes)", "none: random init",
+               "Long, Shelhamer, Darrell"]),
+])
+def test_info_prints_paper_size_specs_configs_exports_and_weights(name, expected, capsys):
+    assert main(["info", name]) == 0
+    out = capsys.readouterr().out
+    for text in expected:
+        assert text in out, (text, out)

@@ -1,13 +1,23 @@
-"""The README's main job: ``kcc quickstart`` reaches 97% with every artifact."""
+"""``kcc quickstart --task T``: each task's main job reaches its target with every artifact."""
 
-from keras_cv_course.quickstart import MAX_SPREAD, TARGET_ACCURACY, run_quickstart
+import pytest
+
+from keras_cv_course.quickstart import recipe_of, run_quickstart, tasks_with_quickstart
 
 
-def test_quickstart_trains_exports_and_agrees(tmp_path):
+def test_classification_and_segmentation_have_a_quickstart():
+    assert {"classification", "segmentation"} <= set(tasks_with_quickstart())
+
+
+@pytest.mark.parametrize("task", tasks_with_quickstart())
+def test_quickstart_trains_exports_and_agrees(task, tmp_path):
+    recipe = recipe_of(task)
     lines = []
-    rows, passed = run_quickstart(out=str(tmp_path / "quickstart"), verbose=0, log=lines.append)
+    rows, passed = run_quickstart(task, out=str(tmp_path / "quickstart"), verbose=0,
+                                  log=lines.append)
     assert [row["format"] for row in rows] == ["keras", "savedmodel", "tflite", "onnx"]
-    accuracies = [row["accuracy"] for row in rows]
-    assert min(accuracies) >= TARGET_ACCURACY
-    assert max(accuracies) - min(accuracies) <= MAX_SPREAD
-    assert passed and "PASS" in lines[-1]
+    scores = [row[recipe.metric] for row in rows]
+    assert min(scores) >= recipe.target, rows
+    assert max(scores) - min(scores) <= recipe.max_spread, rows
+    assert passed and lines[-1].splitlines()[-1].startswith("PASS")
+    assert f"test {recipe.metric.replace('_', ' ')}" in lines[-1]

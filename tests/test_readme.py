@@ -32,3 +32,4 @@ def test_ci_runs_the_readme_commands():
         script = handle.read()
     assert "pip install -e ." in script and 'pip install -e ".[test]"' in script
     assert "pytest" in script
+    assert 'pip install -e ".[docs]"' in script and "mkdocs build --strict" in script

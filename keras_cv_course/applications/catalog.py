@@ -1,4 +1,4 @@
-"""The model catalogue: full-size statistics and the README's model table.
+"""The model catalogue: full-size statistics, ``kcc info`` and the README's model table.
 
 The README's table is generated from the registry (``scripts/make_readme_table.py``),
 and ``tests/test_readme.py`` fails when it is stale.
@@ -8,6 +8,7 @@ import keras
 
 from keras_cv_course.applications.flops import flops
 from keras_cv_course.applications.registry import (
+    CONFIGS,
     EXPORT_FORMATS,
     build_full,
     get_info,
@@ -32,6 +33,44 @@ def full_size_stats(names=None):
         del model
         keras.backend.clear_session()
     return stats
+
+
+def describe(name):
+    """What ``kcc info NAME`` prints: paper, size, specs, configs, exports, weights.
+
+    Builds the full-size model once (nothing runs) to count its parameters
+    and multiply-accumulates at its reference input.
+    """
+    from keras_cv_course.specs import specs_of_model_inputs
+
+    info = get_info(name)
+    model = build_full(name)
+    stats = {"params": parameter_count(model), "gmacs": flops(model).gmacs}
+    reference = (f"{info.reference_params:,}, {info.params_source}"
+                 if info.reference_params else f"none: {info.params_source}")
+    lines = [f"{name}: {info.description or info.family}",
+             f"  task        {info.task}; family {info.family}",
+             f"  paper       {info.paper or '-'}",
+             f"  parameters  {stats['params']:,} (reference {reference})",
+             f"  GMACs       {stats['gmacs']:.3f} per example at the full config's input"]
+    lines += [f"  input       {spec.describe()}" for spec in specs_of_model_inputs(model)]
+    lines += [f"  output      {spec.describe()}: {spec.description}" for spec in info.outputs]
+    lines += [f"  config      {which}: {_arguments(info.config(which))}" for which in CONFIGS]
+    lines += [f"  export      {fmt}: " + ("yes" if info.supports_export(fmt)
+                                         else f"no, {info.unsupported_exports[fmt]}")
+              for fmt in EXPORT_FORMATS]
+    weights = info.fact("pretrained") or ()
+    lines.append("  pretrained  " + (", ".join(weights) + " (moved from keras.applications; "
+                                     "needs a download)" if weights else "none: random init"))
+    lines += [f"  fact        {key}: {value}" for key, value in sorted(info.facts.items())
+              if key != "pretrained"]
+    del model
+    keras.backend.clear_session()
+    return lines
+
+
+def _arguments(config):
+    return ", ".join(f"{key}={value!r}" for key, value in config.items()) or "(builder defaults)"
 
 
 def reference_matches(info, params):

@@ -32,6 +32,7 @@ from typing import Callable
 from keras_cv_course.errors import KCCError, unknown_name_error
 
 EXPORT_FORMATS = ("savedmodel", "tflite", "onnx")
+"""The formats of the one export path, in the order they are written."""
 
 _REGISTRY = {}
 
@@ -107,6 +108,7 @@ class ModelInfo:
 
 
 CONFIGS = ("tiny", "full")
+"""The configs every registered model has: test-sized and reference-sized."""
 _FIELDS = {field.name for field in dataclasses.fields(ModelInfo)}
 
 

@@ -25,7 +25,8 @@ import tensorflow as tf
 from keras_cv_course import specs
 from keras_cv_course.errors import KCCError
 
-PADDING = -1  # the value that pads boxes, classes and other variable-length targets
+PADDING = -1
+"""The value that pads boxes, classes, tokens and other variable-length targets."""
 
 
 @dataclasses.dataclass

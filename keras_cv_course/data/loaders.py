@@ -32,6 +32,7 @@ EMBEDDED_ANNOTATIONS = {
 }
 FOLDER_ANNOTATIONS = ("labels",)
 DATASETS = sorted(EMBEDDED_ANNOTATIONS) + sorted(TFDS_SPECS) + ["folder:PATH"]
+"""Names ``load_dataset`` accepts: embedded, TensorFlow Datasets, and a user's folder."""
 DATASHEET_DIR = os.path.join(os.path.dirname(__file__), "datasheets")
 
 

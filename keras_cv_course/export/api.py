@@ -38,6 +38,7 @@ from keras_cv_course.export.runners import load_runner
 from keras_cv_course.tasks import Task, get_task
 
 FILE_NAMES = {"savedmodel": "saved_model", "tflite": "model.tflite", "onnx": "model.onnx"}
+"""The file (or folder) each format is written to inside an export folder."""
 FP32_TOLERANCE = 1e-4
 GENERIC_TASK = Task()  # models outside the registry: identity serving, default parity rules
 

@@ -20,7 +20,7 @@ Example:
 import importlib
 import pkgutil
 
-from keras_cv_course.tasks.base import Augmentation, Task
+from keras_cv_course.tasks.base import Augmentation, Quickstart, Task
 from keras_cv_course.tasks.registry import get_task, list_tasks, register_task, unregister_task
 
 _INFRASTRUCTURE = ("base", "registry")
@@ -34,5 +34,5 @@ def _import_task_modules():
 
 _import_task_modules()
 
-__all__ = ["Augmentation", "Task", "get_task", "list_tasks", "register_task",
+__all__ = ["Augmentation", "Quickstart", "Task", "get_task", "list_tasks", "register_task",
            "unregister_task"]

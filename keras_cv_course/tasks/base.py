@@ -14,7 +14,9 @@ the test harness       ``synthetic_batch``
 training               ``compile`` (``loss``, ``metrics``; ``make_optimizer`` can
                        be called once per optimizer), ``augmentation``
 watching               ``summaries`` (images for TensorBoard)
-evaluation             ``evaluate``, ``headline_metrics``
+evaluation             ``evaluate``, ``headline_metrics``, ``score`` (the headline
+                       metrics of any outputs: an exported artifact's, too)
+the main job           ``quickstart`` (the recipe ``kcc quickstart --task`` runs)
 export                 ``serving_outputs`` (postprocessing inside the serving
                        graph), ``compare`` (the parity rule of each output)
 =====================  ==========================================================
@@ -58,6 +60,31 @@ class Augmentation:
         return self.function(*batch)
 
 
+@dataclasses.dataclass(frozen=True)
+class Quickstart:
+    """A task's main job on embedded data: what ``kcc quickstart --task`` runs.
+
+    It trains ``model`` on ``data``, exports it to every format, scores the
+    Keras model and each artifact on the test split with ``metric``, and
+    passes when every score reaches ``target`` and all agree within
+    ``max_spread``.
+    """
+
+    model: str
+    data: str
+    image_size: tuple
+    metric: str
+    target: float
+    description: str
+    config: str = "full"
+    overrides: dict = dataclasses.field(default_factory=dict)
+    epochs: int = 10
+    batch_size: int = 32
+    learning_rate: float = 1e-3
+    augment: str | None = None
+    max_spread: float = 0.005
+
+
 class Task:
     """The defaults of every task; subclasses override what differs.
 
@@ -78,6 +105,7 @@ class Task:
         augmentation_policies: names ``augmentation`` accepts.
         fact_fields: registry fields only this task's models carry (e.g. the
             ImageNet top-1 accuracy of a classifier).
+        quickstart: the task's ``Quickstart`` recipe, or ``None``.
     """
 
     name = "generic"
@@ -90,6 +118,7 @@ class Task:
     headline_metrics = ("loss",)
     augmentation_policies = ("none",)
     fact_fields = ()
+    quickstart = None
 
     # -- data ---------------------------------------------------------------------------
 
@@ -235,6 +264,19 @@ class Task:
         """The model's metrics on a batched dataset: ``{name: float}``."""
         results = model.evaluate(dataset, verbose=0, return_dict=True)
         return {name: float(value) for name, value in results.items()}
+
+    def score(self, outputs, targets):
+        """The headline metrics of outputs computed anywhere (Keras or an artifact).
+
+        Args:
+            outputs: ``{output name: array}`` of the serving signature on the
+                whole test split.
+            targets: the test split's targets.
+
+        Returns:
+            ``{metric name: float}``, with the same definitions as ``evaluate``.
+        """
+        raise KCCError(f"task {self.name!r} cannot score exported outputs")
 
     def headline(self, metrics):
         """The headline metrics present in ``metrics``, in order."""

@@ -7,9 +7,10 @@ categorical cross-entropy on mixed one-hot labels when a policy mixes them
 """
 
 import keras
+import numpy as np
 
 from keras_cv_course.specs import TensorSpec
-from keras_cv_course.tasks.base import Augmentation, Task
+from keras_cv_course.tasks.base import Augmentation, Quickstart, Task
 from keras_cv_course.tasks.registry import register_task
 
 
@@ -25,6 +26,13 @@ class ClassificationTask(Task):
     # imagenet_top1 (%) and its source, pretrained weight names, and the
     # feature levels (C2-C5) that ``applications.backbone`` can return.
     fact_fields = ("imagenet_top1", "top1_source", "pretrained", "feature_levels")
+    # A small ResNet-18 (narrow stages, one block each, a 3x3 stem for small
+    # images) on the digits upsampled to 16x16: 97% or more in about a minute.
+    quickstart = Quickstart(
+        model="resnet18", data="digits", image_size=(16, 16), metric="accuracy", target=0.97,
+        description="resnet18 (small)", epochs=12, batch_size=64, learning_rate=3e-3,
+        overrides=dict(stage_widths=(16, 32, 64, 64), blocks_per_stage=(1, 1, 1, 1),
+                       stem_type="small"))
 
     def build_arguments(self, bundle):
         return {**super().build_arguments(bundle), "classes": bundle.num_classes}
@@ -38,6 +46,10 @@ class ClassificationTask(Task):
         if _mixes(augmentation):
             return [keras.metrics.CategoricalAccuracy(name="accuracy")]
         return ["accuracy"]
+
+    def score(self, outputs, targets):
+        predictions = np.asarray(outputs["predictions"])
+        return {"accuracy": float(np.mean(predictions.argmax(-1) == np.asarray(targets)))}
 
     def make_augmentation(self, policy, bundle, seed):
         from keras_cv_course.data import augment

@@ -10,7 +10,7 @@ import keras
 import numpy as np
 
 from keras_cv_course.specs import TensorSpec
-from keras_cv_course.tasks.base import Augmentation, Task, image_panel
+from keras_cv_course.tasks.base import Augmentation, Quickstart, Task, image_panel
 from keras_cv_course.tasks.registry import register_task
 
 
@@ -24,6 +24,12 @@ class SegmentationTask(Task):
     class_annotation = "semantic_masks"
     headline_metrics = ("mean_iou", "accuracy")
     augmentation_policies = ("none", "flip")
+    # FCN-8s, tiny config with wider backbone stages, on the embedded shapes: mean IoU
+    # about 0.78 after 20 epochs (under a minute of training on 2 CPU cores).
+    quickstart = Quickstart(
+        model="fcn8s", data="shapes", image_size=(32, 32), metric="mean_iou", target=0.6,
+        description="fcn8s (tiny, wider backbone)", config="tiny", epochs=20, batch_size=32,
+        learning_rate=5e-3, augment="flip", overrides=dict(backbone_widths=(16, 32, 32, 64, 64)))
 
     def build_arguments(self, bundle):
         return {**super().build_arguments(bundle), "classes": bundle.num_classes}
@@ -34,6 +40,10 @@ class SegmentationTask(Task):
     def metrics(self, model, augmentation=None):
         classes = int(model.outputs[0].shape[-1])  # the model's classes are the data's
         return ["accuracy", keras.metrics.MeanIoU(classes, sparse_y_pred=False, name="mean_iou")]
+
+    def score(self, outputs, targets):
+        scores = np.asarray(outputs["segmentation"])
+        return segmentation_scores(scores.argmax(-1), np.asarray(targets), scores.shape[-1])
 
     def make_augmentation(self, policy, bundle, seed):
         from keras_cv_course.data import augment
@@ -52,6 +62,21 @@ class SegmentationTask(Task):
         images = image_panel(inputs)
         gray = (classes[..., None] / max(1, scores.shape[-1] - 1)).astype("float32")
         return {"inputs": images, "predicted_masks": gray, "overlays": overlay(images, classes)}
+
+
+def segmentation_scores(predicted, true, classes):
+    """Mean IoU and pixel accuracy of class maps, as Keras' ``MeanIoU`` counts them.
+
+    IoU of a class is TP / (TP + FP + FN) over every pixel of the split; the
+    mean skips classes that appear in neither the truth nor the prediction.
+    """
+    confusion = np.bincount(true.ravel() * classes + predicted.ravel(),
+                            minlength=classes * classes).reshape(classes, classes)
+    hits = np.diag(confusion).astype("float64")
+    union = confusion.sum(0) + confusion.sum(1) - hits
+    present = union > 0
+    return {"mean_iou": float(np.mean(hits[present] / union[present])),
+            "accuracy": float(hits.sum() / confusion.sum())}
 
 
 # Colours of classes 0, 1, 2, ... in overlays (repeating after ten).

@@ -9,6 +9,7 @@ backend, use ``keras.distribution.DataParallel`` instead (see
 from keras_cv_course.errors import KCCError, unknown_name_error
 
 STRATEGIES = ("auto", "default", "one_device", "mirrored", "multiworker", "tpu")
+"""Names ``get_strategy`` accepts; ``"auto"`` picks TPU, several GPUs, or one device."""
 
 
 def get_strategy(name="auto"):
