@@ -6,6 +6,9 @@ SavedModel, TFLite and ONNX, and every artifact must agree with Keras:
 * two inputs, an image and int32 tokens (the shape of a captioner's step);
 * dict outputs of different dtypes: float scores and int32 class ids.
 
+A last test runs the TFLite and ONNX artifacts in a process where TensorFlow
+cannot be imported, with ``ai_edge_litert`` and ``onnxruntime`` alone.
+
 Class ids come from ``ops.top_k``, not ``ops.argmax``: Keras' TensorFlow
 ``argmax`` on floats adds a sign-bit test (``BitwiseAnd``) that TFLite has
 no builtin for, while ``top_k`` lowers to ``TOPK_V2`` and ONNX ``TopK``.
@@ -13,6 +16,8 @@ no builtin for, while ``top_k`` lowers to ``TOPK_V2`` and ONNX ``TopK``.
 
 import json
 import os
+import subprocess
+import sys
 
 import keras
 import numpy as np
@@ -91,3 +96,36 @@ def test_a_golden_batch_missing_an_input_is_a_clear_error(tmp_path):
     with pytest.raises(KCCError, match="golden batch is missing input 'tokens'"):
         export(image_and_tokens_model(), str(tmp_path / "b"), golden_batch={"images": images})
     assert not os.listdir(tmp_path)
+
+
+DEVICE_SCRIPT = """
+import sys
+sys.modules["tensorflow"] = None  # as on a phone or a board: no TensorFlow at all
+import numpy as np
+import onnxruntime
+from ai_edge_litert.interpreter import Interpreter
+
+out, data = sys.argv[1], np.load(sys.argv[2])
+inputs = {"images": data["images"], "tokens": data["tokens"]}
+interpreter = Interpreter(model_path=out + "/model.tflite")
+tflite = interpreter.get_signature_runner()(**inputs)
+session = onnxruntime.InferenceSession(out + "/model.onnx")
+names = [output.name for output in session.get_outputs()]
+onnx = dict(zip(names, session.run(None, inputs)))
+for outputs in (tflite, onnx):
+    assert np.array_equal(outputs["class_ids"], data["class_ids"]), outputs["class_ids"]
+    assert np.abs(outputs["scores"] - data["scores"]).max() <= 1e-5
+print("ok")
+"""
+
+
+def test_artifacts_run_where_tensorflow_cannot_be_imported(exported, tmp_path):
+    model, out, _ = exported
+    rng = np.random.default_rng(3)
+    inputs = {"images": rng.uniform(0, 1, (1, 8, 8, 1)).astype("float32"),
+              "tokens": rng.integers(0, 10, (1, 5)).astype("int32")}
+    expected = {key: ops.convert_to_numpy(value) for key, value in model(inputs).items()}
+    np.savez(tmp_path / "golden.npz", **inputs, **expected)
+    done = subprocess.run([sys.executable, "-c", DEVICE_SCRIPT, out, str(tmp_path / "golden.npz")],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr[-2000:]

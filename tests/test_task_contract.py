@@ -102,24 +102,40 @@ def test_unknown_augmentation_names_the_valid_ones(toy, tmp_path):
 
 
 def _task_name_comparisons(source, names):
-    """(line, text) of every comparison in Python ``source`` that involves a task name."""
+    """(line, text) of every comparison in Python ``source`` that involves a task name.
+
+    A task name is a string constant naming a task, or an operand called
+    ``task`` (a variable or an attribute such as ``info.task``) compared with
+    anything but ``None``.
+    """
     tree = ast.parse(source)
     found = []
     for node in ast.walk(tree):
         if not isinstance(node, ast.Compare):
             continue
-        constants = [sub.value for part in [node.left, *node.comparators]
-                     for sub in ast.walk(part) if isinstance(sub, ast.Constant)]
-        if any(value in names for value in constants):
+        operands = [node.left, *node.comparators]
+        constants = [sub.value for part in operands for sub in ast.walk(part)
+                     if isinstance(sub, ast.Constant)]
+        called_task = any(_called_task(operand) for operand in operands)
+        with_none = any(isinstance(op, ast.Constant) and op.value is None for op in operands)
+        if (called_task and not with_none) or any(value in names for value in constants):
             found.append((node.lineno, ast.unparse(node)))
     return found
+
+
+def _called_task(node):
+    return ((isinstance(node, ast.Name) and node.id == "task")
+            or (isinstance(node, ast.Attribute) and node.attr == "task"))
 
 
 def test_the_search_finds_comparisons_of_task_names():
     names = {"segmentation", "classification"}
     source = ('if task == "segmentation":\n    pass\n'
-              'ok = info.task in ("classification", "x")\nname = "segmentation"\n')
-    assert [line for line, _ in _task_name_comparisons(source, names)] == [1, 3]
+              'ok = info.task in ("classification", "x")\nname = "segmentation"\n'
+              'same = bundle.task != info.task\nkeep = [n for n in ns if r[n].task == task]\n'
+              'fine = info.task_count == 2\nalso = task is not None\n'
+              'fine_too = set(task.annotations) <= set(seen)\n')
+    assert [line for line, _ in _task_name_comparisons(source, names)] == [1, 3, 5, 6]
 
 
 def test_no_code_outside_tasks_compares_a_task_name():
@@ -164,3 +180,11 @@ def test_compile_can_make_one_optimizer_per_player(tmp_path):
     finally:
         applications.unregister("test_two_player_net")
         tasks.unregister_task(TwoOptimizerTask.name)
+
+
+def test_data_of_another_task_is_one_line_and_writes_nothing(tmp_path):
+    digits = load_dataset("digits", image_size=(16, 16))
+    with pytest.raises(KCCError, match="model 'fcn8s' needs segmentation data, "
+                                       "got classification data"):
+        train("fcn8s", digits, str(tmp_path / "run"), config="tiny", epochs=1)
+    assert not os.path.exists(tmp_path / "run")

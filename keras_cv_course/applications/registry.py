@@ -197,13 +197,12 @@ def list_models(task=None, pattern=None):
         pattern: keep only names matching this shell-style pattern, e.g.
             ``"resnet*"``.
     """
+    names = sorted(_REGISTRY)
     if task is not None:
         from keras_cv_course.tasks import get_task
 
-        get_task(task)  # an unknown task is an error that lists the known ones
-    names = sorted(_REGISTRY)
-    if task is not None:
-        names = [n for n in names if _REGISTRY[n].task == task]
+        task_object = get_task(task)  # an unknown task is an error listing the known ones
+        names = [name for name in names if task_object.owns(_REGISTRY[name])]
     if pattern is not None:
         names = fnmatch.filter(names, pattern)
     return names

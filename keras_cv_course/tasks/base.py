@@ -7,7 +7,9 @@ model meets them:
 
 =====================  ==========================================================
 data                   ``input_specs``, ``target_specs``, ``annotations``,
-                       ``targets_from``, ``check_arrays``, ``validate``
+                       ``targets_from``, ``check_arrays``, ``validate``,
+                       ``check_data_task``
+registry               ``owns`` (which registered models are this task's)
 building               ``build_arguments`` (what the data decides: input shape,
                        class count), ``output_specs`` (the model's default outputs)
 the test harness       ``synthetic_batch``
@@ -166,6 +168,16 @@ class Task:
         converted, _ = specs.check_arrays(named, self.input_specs + self.target_specs, where)
         inputs = _structure([converted[s.name] for s in self.input_specs], self.input_specs)
         return inputs, self.pack_targets([converted[s.name] for s in self.target_specs])
+
+    def check_data_task(self, bundle, model_name):
+        """Fails with one line when ``bundle`` was loaded for another task."""
+        if bundle.task != self.name:
+            raise KCCError(f"model {model_name!r} needs {self.name} data, "
+                           f"got {bundle.task} data")
+
+    def owns(self, info):
+        """True when the registered model ``info`` (a ``ModelInfo``) is one of this task's."""
+        return info.task == self.name
 
     def validate(self, bundle):
         """Checks a ``DataBundle``'s element specs against the task's; one-line error."""

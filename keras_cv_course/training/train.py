@@ -87,8 +87,7 @@ def train(model, data, out=None, *, epochs=10, batch_size=32, learning_rate=1e-3
     distribution = get_strategy(strategy)
     bundle = data if isinstance(data, DataBundle) else load_dataset(
         data, info.task, image_size, channels, seed)
-    if bundle.task != info.task:
-        raise KCCError(f"model {info.name!r} needs {info.task} data, got {bundle.task} data")
+    task.check_data_task(bundle, info.name)
     augmentation = task.augmentation(augment, bundle, seed)
     train_data, val_data = _pipelines(bundle, batch_size, augmentation, seed)
     rate = learning_rate_over_run(learning_rate, schedule, epochs,
