@@ -23,6 +23,11 @@ import numpy as np
 from keras_cv_course.errors import KCCError
 
 INTEGER_KINDS = "iub"  # NumPy kinds: signed, unsigned, bool
+MIN_IMAGE_SIDE = 8
+"""The smallest image side, in pixels, that training, a folder or ``predict`` accepts:
+smaller images hold too little to learn from, and are usually icons or mistakes."""
+MAX_IMAGE_SIDE = 4096
+"""The largest ``--image-size`` side; a batch of larger images would not fit in memory."""
 
 
 @dataclasses.dataclass(frozen=True)

@@ -111,7 +111,7 @@ def test_missing_and_empty_folders_are_clear_errors(tmp_path):
         load_dataset(f"folder:{tmp_path}")
     os.makedirs(tmp_path / "a")
     os.makedirs(tmp_path / "b")
-    with pytest.raises(KCCError, match="has no images"):
+    with pytest.raises(KCCError, match="is empty"):
         load_dataset(f"folder:{tmp_path}")
 
 

@@ -60,6 +60,8 @@ class ModelInfo:
             model cannot be exported to.
         parity_tolerance: allowed max abs difference (relative to the output
             scale) between Keras and an fp32 artifact.
+        unsupported_quantize: quantization mode -> reason, for modes of
+            ``export(..., quantize=MODE)`` that this model cannot take.
         description: one line for tables.
         loss: zero-argument callable returning the training loss, when the
             task's default loss is not the model's (e.g. a multiclass SVM).
@@ -85,6 +87,7 @@ class ModelInfo:
     tiny_config: dict = dataclasses.field(default_factory=dict)
     unsupported_exports: dict = dataclasses.field(default_factory=dict)
     parity_tolerance: float = 1e-4
+    unsupported_quantize: dict = dataclasses.field(default_factory=dict)
     description: str = ""
     loss: Callable | None = None
     training: str = "gradient"

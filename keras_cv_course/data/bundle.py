@@ -41,6 +41,10 @@ class DataBundle:
         class_names: one name per class.
         arrays: for in-memory sources, ``{"train": (inputs, targets), ...}``
             NumPy arrays (``targets`` is ``None`` for tasks without targets).
+        skipped_files: ``"path: reason"`` of each file left out as bad.
+        attributes: per-example group attributes for fairness analyses (model
+            cards), ``{"train"|"val"|"test": {attribute: (n,) str array}}``
+            in the order of ``arrays``; ``None`` for data without any.
     """
 
     name: str
@@ -51,9 +55,11 @@ class DataBundle:
     num_classes: int = 0
     class_names: tuple = ()
     arrays: dict | None = None
+    skipped_files: tuple = ()
+    attributes: dict | None = None
 
     @classmethod
-    def from_arrays(cls, name, task, splits, num_classes=0, class_names=()):
+    def from_arrays(cls, name, task, splits, num_classes=0, class_names=(), attributes=None):
         """Builds a bundle from NumPy arrays, checked against the task's specs.
 
         Args:
@@ -64,10 +70,13 @@ class DataBundle:
                 a dict of arrays, or ``None``.
             num_classes: number of classes.
             class_names: optional class names.
+            attributes: optional ``{split: {attribute: array}}``, one value
+                per example of each split (see the class docstring).
 
         Raises:
             KCCError: a split is empty, a shape or dtype disagrees with the
-                task's specs, or a float array holds NaN or infinite values.
+                task's specs, a float array holds NaN or infinite values, or
+                an attribute's length differs from its split's.
         """
         task_object = _task(task)
         checked = {}
@@ -78,7 +87,8 @@ class DataBundle:
             checked[key] = task_object.check_arrays(*splits[key], where=f"{name} {key}")
         datasets = {key: _to_dataset(*value) for key, value in checked.items()}
         return cls(name=name, task=task, num_classes=int(num_classes),
-                   class_names=tuple(class_names), arrays=checked, **datasets)
+                   class_names=tuple(class_names), arrays=checked,
+                   attributes=_check_attributes(name, attributes, checked), **datasets)
 
     @property
     def _task(self):
@@ -111,6 +121,23 @@ class DataBundle:
         inputs = self.test.map(_inputs_of if has_targets else _same)
         batch = next(iter(inputs.batch(size).take(1)))
         return tf.nest.map_structure(lambda tensor: tensor.numpy(), batch)
+
+
+def _check_attributes(name, attributes, arrays):
+    """``{split: {attribute: str array}}``, each as long as its split, or ``None``."""
+    if attributes is None:
+        return None
+    checked = {}
+    for key, (inputs, _) in arrays.items():
+        count = len(next(iter(inputs.values())) if isinstance(inputs, dict) else inputs)
+        checked[key] = {}
+        for attribute, values in attributes.get(key, {}).items():
+            values = np.asarray(values).astype(str)
+            if values.shape != (count,):
+                raise KCCError(f"{name} {key}: attribute {attribute!r} has shape {values.shape}, "
+                               f"expected ({count},)")
+            checked[key][attribute] = values
+    return checked
 
 
 def _task(name):

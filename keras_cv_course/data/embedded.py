@@ -81,26 +81,30 @@ def generate_shapes(num_images, image_size=32, max_shapes=1, seed=0):
         the first shape; ``semantic_masks`` (N, S, S) with 0 for background
         and 1 + class for shapes; ``instance_masks``, ``boxes`` (normalised
         ``[ymin, xmin, ymax, xmax]``) and ``classes``, lists with one array
-        per image; ``captions``, one sentence per image.
+        per image; ``captions``, one sentence per image; ``colours`` (N,)
+        str and ``radii`` (N,) float32, the colour and the radius (a
+        fraction of the image side, drawn from [0.18, 0.32]) of the first
+        shape, the one ``labels`` names: group attributes for model cards.
     """
     rng = np.random.default_rng(seed)
     grid_y, grid_x = np.mgrid[0:image_size, 0:image_size] + 0.5
     out = {key: [] for key in ("images", "labels", "semantic_masks", "instance_masks",
-                               "boxes", "classes", "captions")}
+                               "boxes", "classes", "captions", "colours", "radii")}
     for _ in range(num_images):
         image = _background(rng, image_size)
         semantic = np.zeros((image_size, image_size), dtype="int32")
-        masks, boxes, classes, words = [], [], [], []
+        masks, boxes, classes, words, looks = [], [], [], [], []
         for _ in range(rng.integers(1, max_shapes + 1)):
             class_id = int(rng.integers(len(SHAPE_CLASSES)))
             colour = list(COLOURS)[rng.integers(len(COLOURS))]
-            mask = _shape_mask(rng, class_id, grid_y, grid_x, image_size)
+            mask, radius = _shape_mask(rng, class_id, grid_y, grid_x, image_size)
             image[mask] = np.asarray(COLOURS[colour]) + rng.normal(0, 0.03, 3)
             semantic[mask] = class_id + 1
             masks.append(mask)
             boxes.append(_box_of(mask, image_size))
             classes.append(class_id)
             words.append(f"a {colour} {SHAPE_CLASSES[class_id]}")
+            looks.append((colour, radius / image_size))
         out["images"].append(np.clip(image, 0, 1).astype("float32"))
         out["labels"].append(classes[0])
         out["semantic_masks"].append(semantic)
@@ -108,8 +112,12 @@ def generate_shapes(num_images, image_size=32, max_shapes=1, seed=0):
         out["boxes"].append(np.asarray(boxes, dtype="float32"))
         out["classes"].append(np.asarray(classes, dtype="int32"))
         out["captions"].append(" and ".join(words))
+        out["colours"].append(looks[0][0])
+        out["radii"].append(looks[0][1])
     for key in ("images", "labels", "semantic_masks"):
         out[key] = np.stack(out[key])
+    out["colours"] = np.asarray(out["colours"])
+    out["radii"] = np.asarray(out["radii"], dtype="float32")
     return out
 
 
@@ -119,16 +127,17 @@ def _background(rng, size):
 
 
 def _shape_mask(rng, class_id, grid_y, grid_x, size):
+    """The boolean mask of one shape, and its radius in pixels."""
     radius = rng.uniform(0.18, 0.32) * size
     cy, cx = rng.uniform(radius, size - radius, size=2)
     dy, dx = grid_y - cy, grid_x - cx
     if SHAPE_CLASSES[class_id] == "circle":
-        return dy ** 2 + dx ** 2 <= radius ** 2
+        return dy ** 2 + dx ** 2 <= radius ** 2, radius
     if SHAPE_CLASSES[class_id] == "square":
         half = radius / np.sqrt(2) * 1.2
-        return (np.abs(dy) <= half) & (np.abs(dx) <= half)
+        return (np.abs(dy) <= half) & (np.abs(dx) <= half), radius
     # Upward triangle: inside the base and both slanted sides.
-    return (dy <= radius / 2) & (dy >= -radius + 2 * np.abs(dx) * 0.9)
+    return (dy <= radius / 2) & (dy >= -radius + 2 * np.abs(dx) * 0.9), radius
 
 
 def _box_of(mask, size):

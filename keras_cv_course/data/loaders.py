@@ -14,6 +14,10 @@ dataset                annotations
 TFDS classifiers       labels (``oxford_iiit_pet`` also semantic_masks)
 ``folder:PATH``        labels
 =====================  =============================================================
+
+``shapes`` also gives every example group *attributes* (``DataBundle.attributes``):
+the colour, shape and size (``small``/``large`` at ``SHAPES_SIZE_THRESHOLD``) of its
+labelled shape, for the unitary and intersectional analyses of a model card.
 """
 
 import dataclasses
@@ -31,6 +35,9 @@ EMBEDDED_ANNOTATIONS = {
     "shapes": ("labels", "semantic_masks", "boxes", "classes", "instance_masks", "captions"),
 }
 FOLDER_ANNOTATIONS = ("labels",)
+SHAPES_SIZE_THRESHOLD = 0.25
+"""A ``shapes`` shape is ``"large"`` when its radius is at least this fraction of the image
+side, else ``"small"``: the middle of the generator's radius range [0.18, 0.32]."""
 DATASETS = sorted(EMBEDDED_ANNOTATIONS) + sorted(TFDS_SPECS) + ["folder:PATH"]
 """Names ``load_dataset`` accepts: embedded, TensorFlow Datasets, and a user's folder."""
 DATASHEET_DIR = os.path.join(os.path.dirname(__file__), "datasheets")
@@ -44,15 +51,18 @@ class Source:
         images: ``(N, H, W, C)`` float32 in [0, 1].
         annotations: ``{name: array}``, each with ``N`` rows.
         class_names: ``{annotation name: class names}`` for class-valued ones.
+        attributes: ``{attribute name: (N,) str array}``, group attributes of
+            each example (``shapes``: colour, shape, size); empty for none.
     """
 
     images: np.ndarray
     annotations: dict
     class_names: dict
+    attributes: dict = dataclasses.field(default_factory=dict)
 
 
 def load_dataset(name, task="classification", image_size=None, channels=None, seed=0,
-                 data_dir=None, num_examples=1200):
+                 data_dir=None, num_examples=1200, skip_bad_images=False):
     """Loads a dataset by name for a task.
 
     Args:
@@ -63,6 +73,8 @@ def load_dataset(name, task="classification", image_size=None, channels=None, se
         seed: seed of the split (and of the ``shapes`` generator).
         data_dir: TFDS data folder.
         num_examples: number of ``shapes`` images to generate.
+        skip_bad_images: for ``folder:PATH``, leave out bad image files
+            (listed in the bundle's ``skipped_files``) instead of raising.
 
     Returns:
         A ``DataBundle``.
@@ -83,7 +95,7 @@ def load_dataset(name, task="classification", image_size=None, channels=None, se
 
         check_serves(name, FOLDER_ANNOTATIONS, task_object)
         return load_folder(name[len("folder:"):], task_object, image_size or (64, 64),
-                           channels or 3, seed)
+                           channels, seed, skip_bad_images)
     if name in EMBEDDED_ANNOTATIONS:
         check_serves(name, EMBEDDED_ANNOTATIONS[name], task_object)
         if name == "digits":
@@ -118,8 +130,11 @@ def bundle_from_source(name, source, task, seed):
     for key, indices in parts.items():
         needed = {k: source.annotations[k][indices] for k in task.annotations}
         splits[key] = (source.images[indices], task.targets_from(needed))
+    attributes = {key: {name: values[indices] for name, values in source.attributes.items()}
+                  for key, indices in parts.items()} if source.attributes else None
     class_names = source.class_names.get(task.class_annotation, ())
-    return DataBundle.from_arrays(name, task.name, splits, len(class_names), class_names)
+    return DataBundle.from_arrays(name, task.name, splits, len(class_names), class_names,
+                                  attributes)
 
 
 def _digits(image_size, channels):
@@ -143,7 +158,9 @@ def _shapes(image_size, channels, seed, num_examples):
     names = tuple(embedded.SHAPE_CLASSES)
     class_names = {"labels": names, "classes": names,
                    "semantic_masks": ("background", *names)}
-    return Source(images.astype("float32"), annotations, class_names)
+    attributes = {"colour": raw["colours"], "shape": np.asarray(names)[raw["labels"]],
+                  "size": np.where(raw["radii"] >= SHAPES_SIZE_THRESHOLD, "large", "small")}
+    return Source(images.astype("float32"), annotations, class_names, attributes)
 
 
 def datasheet(name):

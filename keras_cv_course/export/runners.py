@@ -9,6 +9,7 @@ runner also reports its ``input_names``, ``input_dtypes()`` and
 
 import numpy as np
 
+from keras_cv_course import edge
 from keras_cv_course.errors import KCCError
 
 SIGNATURE = "serve"
@@ -67,13 +68,23 @@ class TFLiteRunner(Runner):
         self.runner = self.interpreter.get_signature_runner(SIGNATURE)
         self.input_details = self.runner.get_input_details()
         self.input_names = tuple(self.input_details)
+        self.input_params = {name: edge.tflite_quantization(detail)
+                             for name, detail in self.input_details.items()}
+        self.output_params = {name: edge.tflite_quantization(detail)
+                              for name, detail in self.runner.get_output_details().items()}
 
     def __call__(self, inputs):
-        outputs = self.runner(**self.named(inputs))
-        return {name: np.asarray(value) for name, value in outputs.items()}
+        """Runs the model; float inputs of an int8 (or uint8) input are quantized with its
+        scale and zero point, and int8 outputs are dequantized, so callers see floats."""
+        named = {name: edge.to_artifact(value, self.input_params[name])
+                 for name, value in self.named(inputs).items()}
+        outputs = self.runner(**named)
+        return {name: edge.from_artifact(value, self.output_params[name])
+                for name, value in outputs.items()}
 
     def input_dtypes(self):
-        return {name: np.dtype(detail["dtype"]).name
+        """The dtypes callers pass: float32 where the file quantizes its own input."""
+        return {name: "float32" if self.input_params[name] else np.dtype(detail["dtype"]).name
                 for name, detail in self.input_details.items()}
 
     def op_counts(self):

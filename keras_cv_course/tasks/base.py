@@ -290,6 +290,10 @@ class Task:
         """
         raise KCCError(f"task {self.name!r} cannot score exported outputs")
 
+    def can_score(self):
+        """True when the task defines ``score`` (model cards and metric gates need it)."""
+        return type(self).score is not Task.score
+
     def headline(self, metrics):
         """The headline metrics present in ``metrics``, in order."""
         return {name: metrics[name] for name in self.headline_metrics if name in metrics}
@@ -327,6 +331,92 @@ class Task:
             return {"error": error, "passed": error == 0.0, "rule": "exact"}
         error = parity_error(actual, expected)
         return {"error": error, "passed": error <= tolerance, "rule": "max error"}
+
+    def quantized_rule(self):
+        """The gate of quantized artifacts, judged on held-out data.
+
+        Returns:
+            A ``QuantizedRule``: the metric (one of ``score``'s), its largest
+            allowed drop against Keras, and the least agreement with Keras
+            (``agreement``). Tasks that cannot ``score`` artifacts raise.
+        """
+        raise KCCError(f"task {self.name!r} declares no rule for quantized artifacts")
+
+    def agreement(self, actual, expected):
+        """How often an artifact decides as Keras does, on the first output.
+
+        Float outputs with a class axis are compared by argmax over the last
+        axis (a decision per example, per pixel, ...); integer outputs (ids)
+        by equality; float outputs without a class axis by ``isclose`` (1%
+        relative). Returns the fraction that agree, in [0, 1].
+        """
+        key = sorted(expected)[0]
+        have, want = np.asarray(actual[key]), np.asarray(expected[key])
+        if have.shape != want.shape:
+            return 0.0
+        if want.dtype.kind in "iub":
+            same = have == want
+        elif want.ndim >= 2:
+            same = have.argmax(-1) == want.argmax(-1)
+        else:
+            same = np.isclose(have, want, rtol=1e-2, atol=1e-6)
+        return float(np.mean(same))
+
+    # -- pictures -----------------------------------------------------------------------
+
+    def prediction_picture(self, image, outputs, class_names=()):
+        """What ``kcc predict`` draws for one image: the picture and text under it.
+
+        Args:
+            image: ``(H, W, C)`` float32 in [0, 1], as the model saw it.
+            outputs: ``{output name: array}`` of the serving signature for
+                this image, without the batch axis.
+            class_names: the run's class names (empty when unknown).
+
+        Returns:
+            ``(picture, lines)``: an ``(H, W, 3)`` float image in [0, 1] and
+            a list of short text lines. The default shows the image and
+            each output's shape and mean.
+        """
+        lines = [f"{name}: shape {tuple(np.shape(value))}, mean {float(np.mean(value)):.4g}"
+                 for name, value in sorted(outputs.items())]
+        return to_rgb(image), lines
+
+
+@dataclasses.dataclass(frozen=True)
+class QuantizedRule:
+    """A task's gate for quantized artifacts: ``metric`` may drop by at most ``max_drop``
+    against Keras, and the artifact must agree with Keras at least ``min_agreement``."""
+
+    metric: str
+    max_drop: float
+    min_agreement: float
+
+    def judge(self, keras_scores, artifact_scores, agreement):
+        """``{"passed", "metric", "keras", "artifact", "drop", "agreement", "rule"}``."""
+        keras_value, value = keras_scores[self.metric], artifact_scores[self.metric]
+        drop = keras_value - value
+        return {"passed": bool(drop <= self.max_drop and agreement >= self.min_agreement),
+                "metric": self.metric, "keras": keras_value, "artifact": value,
+                "drop": drop, "agreement": agreement,
+                "rule": f"{self.metric} drop <= {self.max_drop:g}, agreement >= "
+                        f"{self.min_agreement:g}"}
+
+
+def to_rgb(image):
+    """An ``(H, W, 1 or 3)`` image as ``(H, W, 3)`` float32."""
+    image = np.asarray(image, dtype="float32")
+    return image if image.shape[-1] == 3 else np.repeat(image[..., :1], 3, axis=-1)
+
+
+def class_name(class_names, index):
+    """The name of class ``index``, or the index itself when names are unknown."""
+    return str(class_names[index]) if 0 <= index < len(class_names) else str(index)
+
+
+def first_output(outputs, preferred):
+    """``outputs[preferred]``, or the only output of a model that names it otherwise."""
+    return np.asarray(outputs[preferred] if preferred in outputs else next(iter(outputs.values())))
 
 
 def image_panel(inputs):

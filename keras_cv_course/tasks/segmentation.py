@@ -10,7 +10,16 @@ import keras
 import numpy as np
 
 from keras_cv_course.specs import TensorSpec
-from keras_cv_course.tasks.base import Augmentation, Quickstart, Task, image_panel
+from keras_cv_course.tasks.base import (
+    Augmentation,
+    QuantizedRule,
+    Quickstart,
+    Task,
+    class_name,
+    first_output,
+    image_panel,
+    to_rgb,
+)
 from keras_cv_course.tasks.registry import register_task
 
 
@@ -62,6 +71,18 @@ class SegmentationTask(Task):
         images = image_panel(inputs)
         gray = (classes[..., None] / max(1, scores.shape[-1] - 1)).astype("float32")
         return {"inputs": images, "predicted_masks": gray, "overlays": overlay(images, classes)}
+
+    def quantized_rule(self):
+        """Mean IoU may drop by two points at most; 95% of pixels keep Keras' class."""
+        return QuantizedRule("mean_iou", max_drop=0.02, min_agreement=0.95)
+
+    def prediction_picture(self, image, outputs, class_names=()):
+        """The image overlaid with its class map, and the share of pixels of each class."""
+        classes = first_output(outputs, "segmentation").argmax(-1)
+        counts = np.bincount(classes.ravel(), minlength=len(class_names))
+        lines = [f"{class_name(class_names, int(index))}: {counts[index] / classes.size:.1%} "
+                 f"of pixels" for index in np.argsort(counts)[::-1] if counts[index]][:5]
+        return overlay(to_rgb(image)[None], classes[None])[0], lines
 
 
 def segmentation_scores(predicted, true, classes):

@@ -5,11 +5,12 @@ import os
 import keras
 import numpy as np
 
-from keras_cv_course.runs import RunFolder
+from keras_cv_course.runs import RunFolder, save_keras_atomically
+from keras_cv_course.training.interrupts import RunBackup
 
 
 def standard_callbacks(run: RunFolder, task, golden_inputs=None, backup_every_steps=None,
-                       chief=True):
+                       chief=True, graceful_stop=None):
     """The callbacks every run gets.
 
     Args:
@@ -20,23 +21,49 @@ def standard_callbacks(run: RunFolder, task, golden_inputs=None, backup_every_st
         backup_every_steps: also back up mid-epoch every this many steps, so
             a killed run loses at most that many steps.
         chief: False on non-chief workers, which keep backups but write no logs.
+        graceful_stop: the run's ``GracefulStop``, which turns SIGINT and
+            SIGTERM into a backup and a clean exit; ``None`` for none.
+
+    The backup comes first, so that the other callbacks see restored state;
+    ``GracefulStop`` comes last, so that a signal stops the run after every
+    other callback has seen the batch.
     """
-    callbacks = [
-        StopOnNonFiniteLoss(),
-        keras.callbacks.BackupAndRestore(run.backup_dir, save_freq=backup_every_steps or "epoch",
-                                         delete_checkpoint=True),
-    ]
-    if not chief:
-        return callbacks
-    callbacks += [
-        keras.callbacks.TensorBoard(run.logs_dir, update_freq="epoch"),
-        keras.callbacks.CSVLogger(run.history_csv, append=True),
-        keras.callbacks.ModelCheckpoint(run.best_checkpoint, monitor="val_loss",
-                                        save_best_only=True),
-    ]
-    if golden_inputs is not None:
+    backup = RunBackup(run.backup_dir, save_freq=backup_every_steps or "epoch")
+    callbacks = [backup, StopOnNonFiniteLoss()]
+    if chief:
+        callbacks += [
+            keras.callbacks.TensorBoard(run.logs_dir, update_freq="epoch"),
+            keras.callbacks.CSVLogger(run.history_csv, append=True),
+            BestModelCheckpoint(run.best_checkpoint),
+        ]
+    if chief and golden_inputs is not None:
         callbacks.append(ImageSummary(os.path.join(run.logs_dir, "images"), golden_inputs, task))
+    if graceful_stop is not None:
+        graceful_stop.backup = backup
+        callbacks.append(graceful_stop)
     return callbacks
+
+
+class BestModelCheckpoint(keras.callbacks.Callback):
+    """Saves the model whenever the validation loss improves, atomically.
+
+    Like ``keras.callbacks.ModelCheckpoint(save_best_only=True)``, but the
+    file is written to a temporary name and renamed, so a failed write (a
+    full disk) leaves the previous best checkpoint intact and says so.
+    """
+
+    def __init__(self, path, monitor="val_loss"):
+        super().__init__()
+        self.path = path
+        self.monitor = monitor
+        self.best = np.inf
+
+    def on_epoch_end(self, epoch, logs=None):
+        value = (logs or {}).get(self.monitor)
+        if value is None or not float(value) < self.best:
+            return
+        self.best = float(value)
+        save_keras_atomically(self.model, self.path)
 
 
 class StopOnNonFiniteLoss(keras.callbacks.Callback):

@@ -9,21 +9,33 @@ evaluate it, fits it with the standard callbacks (TensorBoard, checkpoints,
 BackupAndRestore, TerminateOnNaN, CSV log), then saves the final model and
 its test metrics into the run folder. Calling it again on an unfinished run
 folder resumes from the last backup.
+
+Failures leave nothing half-written: every argument and the data are
+checked before the folder is created; a run that fails before its first
+backup removes what it wrote; a later failure, Ctrl-C (SIGINT) or SIGTERM
+leaves a backup and a message with the command that resumes it.
 """
 
+import contextlib
 import dataclasses
+import errno
+import math
 import os
+import shutil
+import tempfile
 import time
 
 import keras
+import numpy as np
 
-from keras_cv_course import applications, specs
+from keras_cv_course import __version__, applications, specs
 from keras_cv_course.data import DataBundle, load_dataset, pipeline
 from keras_cv_course.errors import KCCError, unknown_name_error
 from keras_cv_course.evaluation import evaluate_model
-from keras_cv_course.runs import RunFolder
+from keras_cv_course.runs import RunFolder, resume_command
 from keras_cv_course.tasks import get_task
 from keras_cv_course.training import callbacks as run_callbacks
+from keras_cv_course.training.interrupts import GracefulStop, Interrupted, RunBackup
 from keras_cv_course.training.strategies import get_strategy, is_chief
 
 PRECISIONS = (None, "float32", "mixed_float16", "mixed_bfloat16")
@@ -43,7 +55,8 @@ class Run:
 def train(model, data, out=None, *, epochs=10, batch_size=32, learning_rate=1e-3,
           optimizer="adam", strategy="auto", precision=None, jit_compile="auto", augment=None,
           image_size=None, channels=None, seed=0, backup_every_steps=None, verbose="auto",
-          schedule=None, warmup_epochs=0, config="full", **model_overrides):
+          schedule=None, warmup_epochs=0, config="full", skip_bad_images=False,
+          **model_overrides):
     """Trains a registered model on a dataset and writes a run folder.
 
     Args:
@@ -73,6 +86,8 @@ def train(model, data, out=None, *, epochs=10, batch_size=32, learning_rate=1e-3
         config: ``"full"`` (the registry's reference config; the default) or
             ``"tiny"`` (its test config, which trains in minutes on a CPU).
             The data decides the input shape and class count either way.
+        skip_bad_images: for ``folder:PATH`` data, leave out bad image files
+            instead of failing; ``config.json`` lists what was skipped.
         **model_overrides: builder arguments, e.g. ``stage_widths=(16, 32, 64, 64)``;
             they win over the config.
 
@@ -81,12 +96,12 @@ def train(model, data, out=None, *, epochs=10, batch_size=32, learning_rate=1e-3
     """
     info = applications.get_info(model)
     task = get_task(info.task)
-    _check_arguments(info, precision, epochs, config)
+    _check_arguments(info, precision, epochs, config, batch_size, learning_rate)
     run = _check_run_folder(out, info.name)
     # Multi-worker collectives must be configured before TensorFlow runs any op.
     distribution = get_strategy(strategy)
     bundle = data if isinstance(data, DataBundle) else load_dataset(
-        data, info.task, image_size, channels, seed)
+        data, info.task, image_size, channels, seed, skip_bad_images=skip_bad_images)
     task.check_data_task(bundle, info.name)
     augmentation = task.augmentation(augment, bundle, seed)
     train_data, val_data = _pipelines(bundle, batch_size, augmentation, seed)
@@ -98,49 +113,123 @@ def train(model, data, out=None, *, epochs=10, batch_size=32, learning_rate=1e-3
                       learning_rate=learning_rate, schedule=schedule,
                       warmup_epochs=warmup_epochs, optimizer=optimizer, strategy=strategy,
                       precision=precision, seed=seed,
-                      augment=augmentation.name if augmentation else None)
+                      augment=augmentation.name if augmentation else None,
+                      class_names=list(bundle.class_names),
+                      skipped_images=list(bundle.skipped_files), package_version=__version__)
+    stop = GracefulStop(resume_command(run_config, run.path))
+    with stop.installed(), _cleaned_up_on_failure(run, run_config):
+        return _train_in_folder(info, task, bundle, run, run_config, distribution, augmentation,
+                                (train_data, val_data), rate, stop, jit_compile, verbose,
+                                backup_every_steps)
 
-    keras.utils.set_random_seed(seed)
+
+def _train_in_folder(info, task, bundle, run, run_config, distribution, augmentation, data,
+                     rate, stop, jit_compile, verbose, backup_every_steps):
+    """Builds, compiles and fits inside the strategy; saves the model and metrics."""
+    keras.utils.set_random_seed(run_config["seed"])
     previous_policy = keras.mixed_precision.dtype_policy()
-    keras.mixed_precision.set_dtype_policy(precision or "float32")
+    keras.mixed_precision.set_dtype_policy(run_config["precision"] or "float32")
     try:
         with distribution.scope():
-            net = build_for_data(info, bundle, config, **model_overrides)
-            task.compile(net, info, bundle, _optimizer_factory(optimizer, rate), jit_compile,
-                         augmentation)
+            net = build_for_data(info, bundle, run_config["config"],
+                                 **run_config["model_overrides"])
+            task.compile(net, info, bundle, _optimizer_factory(run_config["optimizer"], rate),
+                         jit_compile, augmentation)
         chief = is_chief(distribution)
         run.create()
         if chief:
             run.write_json(run.config_json, run_config)
         started = time.time()
-        history = _fit(net, info, task, bundle, run, train_data, val_data, epochs,
-                       backup_every_steps, verbose, chief)
+        history = _fit(net, info, task, bundle, run, *data, run_config["epochs"],
+                       backup_every_steps, verbose, chief, stop)
         seconds = time.time() - started
     finally:
         keras.mixed_precision.set_dtype_policy(previous_policy)
-    metrics = evaluate_model(net, bundle, batch_size, augmentation=augmentation)
+    metrics = evaluate_model(net, bundle, run_config["batch_size"], augmentation=augmentation)
     if chief:
         run.save_model(net)
         run.write_json(run.metrics_json, {**metrics, "train_seconds": seconds})
+    shutil.rmtree(run.backup_dir, ignore_errors=True)  # finished: nothing left to resume
     return Run(path=run.path, model=net, history=history, metrics=metrics, seconds=seconds)
 
 
-def _check_arguments(info, precision, epochs, config):
+@contextlib.contextmanager
+def _cleaned_up_on_failure(run, run_config):
+    """Leaves a failed run either resumable or as if it had never started.
+
+    A run that fails before it has a backup to resume from (before its
+    first epoch ends) removes everything it wrote. A later failure keeps the
+    folder, whose backup resumes it, and its message says how.
+    """
+    existed = set(os.listdir(run.path)) if os.path.isdir(run.path) else None
+    try:
+        yield
+    except BaseException as error:
+        if not RunBackup.exists(run.backup_dir):
+            _remove_new_files(run.path, existed)
+            raise
+        if isinstance(error, Interrupted) or not isinstance(error, Exception):
+            raise
+        raise KCCError(f"{_failure(error)}; resume with: {resume_command(run_config, run.path)}") \
+            from error
+
+
+def _failure(error):
+    """What went wrong, in a few words, for a run that keeps its backup."""
+    if isinstance(error, KCCError):
+        return str(error)
+    if isinstance(error, OSError) and error.errno == errno.ENOSPC:
+        return "disk full while training; the last backup is intact; free some space"
+    reason = " ".join(str(error).split())[:300]
+    return f"training failed ({type(error).__name__}: {reason})"
+
+
+def _remove_new_files(path, existed):
+    if existed is None:
+        shutil.rmtree(path, ignore_errors=True)
+        return
+    for name in set(os.listdir(path)) - existed if os.path.isdir(path) else ():
+        target = os.path.join(path, name)
+        shutil.rmtree(target) if os.path.isdir(target) else os.remove(target)
+
+
+def _check_arguments(info, precision, epochs, config, batch_size, learning_rate):
     if precision not in PRECISIONS:
         raise KCCError(f"precision must be one of {PRECISIONS}, got {precision!r}")
-    if int(epochs) < 1:
-        raise KCCError(f"epochs must be a positive integer, got {epochs!r}")
+    for name, value in (("epochs", epochs), ("batch_size", batch_size)):
+        if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
+            raise KCCError(f"{name} must be a positive integer, got {value!r}")
+    if not callable(learning_rate) and not (isinstance(learning_rate, int | float)
+                                            and math.isfinite(learning_rate)
+                                            and learning_rate > 0):
+        raise KCCError(f"learning_rate must be a positive number, got {learning_rate!r}")
     info.config(config)  # an unknown config name fails here, before anything is written
 
 
 def _check_run_folder(out, model_name):
     out = out or os.path.join("runs", f"{model_name}-{time.strftime('%Y%m%d-%H%M%S')}")
     run = RunFolder(out)
+    _check_writable(out)
     if os.path.exists(run.model_file):
         raise KCCError(f"run folder {out!r} already holds a finished model; choose a new --out")
     if os.path.exists(out) and not os.path.isdir(out):
         raise KCCError(f"--out must be a folder, got the file {out!r}")
     return run
+
+
+def _check_writable(out):
+    """Fails before any work when the run folder cannot be created or written."""
+    existing = out
+    while existing and not os.path.exists(existing):
+        existing = os.path.dirname(existing)
+    existing = existing or "."
+    if not os.path.isdir(existing):
+        raise KCCError(f"cannot write the run folder {out!r}: {existing!r} is not a folder")
+    try:  # a real write: permission bits do not stop root, but read-only mounts do
+        os.rmdir(tempfile.mkdtemp(dir=existing, prefix=".kcc-write-test-"))
+    except OSError as error:
+        raise KCCError(f"cannot write the run folder {out!r}: {error.strerror or error}") \
+            from None
 
 
 def build_for_data(info, bundle, config="full", **overrides):
@@ -155,12 +244,23 @@ def build_for_data(info, bundle, config="full", **overrides):
     """
     task = get_task(info.task)
     arguments = {**info.config(config), **task.build_arguments(bundle), **overrides}
-    model = applications.build(info.name, **arguments)
+    try:
+        model = applications.build(info.name, **arguments)
+    except KCCError:
+        raise
+    except (ValueError, TypeError) as error:  # a bad --set value or an unusable input size
+        reason = " ".join(str(error).split())[:300]
+        raise KCCError(f"cannot build {info.name} with {_describe(arguments)}: {reason}") \
+            from None
     check_model_fits_data(model, bundle)
     return model
 
 
-def check_model_fits_data(model, bundle):
+def _describe(arguments):
+    return ", ".join(f"{key}={value!r}" for key, value in sorted(arguments.items()))
+
+
+def check_model_fits_data(model, bundle, where="the model"):
     """Raises a one-line error when a model's inputs cannot take the data's inputs."""
     model_specs = specs.specs_of_model_inputs(model)
     data_specs = bundle.input_specs
@@ -169,14 +269,14 @@ def check_model_fits_data(model, bundle):
     found = {spec.name: spec for spec in data_specs}
     for spec in model_specs:
         if spec.name not in found:
-            raise KCCError(f"model input {spec.name!r} is not in the data, which has "
+            raise KCCError(f"{where}'s input {spec.name!r} is not in the data, which has "
                            f"{sorted(found)}")
         data_shape = tuple(found[spec.name].shape)
         fits = len(spec.shape) == len(data_shape) and all(
             m is None or d is None or m == d for m, d in zip(spec.shape, data_shape))
         if not fits:
-            raise KCCError(f"model input {spec.name!r} has shape {spec.shape}, which does not "
-                           f"match the data's shape {data_shape}")
+            raise KCCError(f"{where}'s input {spec.name!r} has shape {spec.shape}, which does "
+                           f"not match the data's shape {data_shape}")
 
 
 def _optimizer_factory(name, learning_rate):
@@ -232,12 +332,13 @@ def learning_rate_over_run(learning_rate, schedule, epochs, steps_per_epoch, war
 
 
 def _fit(net, info, task, bundle, run, train_data, val_data, epochs, backup_every_steps,
-         verbose, chief):
+         verbose, chief, stop):
     if info.training == "memorize":
         net.memorize(*bundle.arrays["train"])
         return {}
     golden = bundle.golden_batch(4)
-    callbacks = run_callbacks.standard_callbacks(run, task, golden, backup_every_steps, chief)
+    callbacks = run_callbacks.standard_callbacks(run, task, golden, backup_every_steps, chief,
+                                                 graceful_stop=stop)
     history = net.fit(train_data, validation_data=val_data, epochs=epochs, callbacks=callbacks,
                       verbose=verbose, shuffle=False)  # the pipeline shuffles
     guard = next(c for c in callbacks if isinstance(c, run_callbacks.StopOnNonFiniteLoss))

@@ -20,6 +20,9 @@ from keras_cv_course.errors import KCCError
 POOLINGS = (None, "avg", "max")
 # The levels a CNN with the ImageNet stem records at stride 4 or coarser.
 CNN_FEATURE_LEVELS = ("C2", "C3", "C4", "C5")
+INT16_CONV_REFUSED = ("LiteRT refuses to prepare its 16x8 convolutions (the requantization "
+                      "scale overflows: kernel_util.cc no_integer_overflow_from_quantization)")
+"""Measured on the MobileNet v1 and v2 families: their 16x8 files convert but do not run."""
 
 
 class FeaturePyramid:

@@ -205,5 +205,10 @@ VARIANTS = (
          description="GoogLeNet / Inception v1 as in torchvision"),
 )
 
+# Measured: LiteRT's default XNNPACK delegate fails to prepare the full-integer graph
+# ("failed to create XNNPACK runtime"), so a phone's default interpreter would refuse it.
+INT8_REFUSED = "XNNPACK, LiteRT's default CPU delegate, cannot prepare its full-integer graph"
+
 register_family("googlenet", VARIANTS, task="classification", paper=PAPER, tiny_config=TINY,
-                feature_levels=common.CNN_FEATURE_LEVELS)
+                feature_levels=common.CNN_FEATURE_LEVELS,
+                unsupported_quantize={"int8": INT8_REFUSED, "int8-io": INT8_REFUSED})

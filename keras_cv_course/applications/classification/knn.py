@@ -301,4 +301,10 @@ VARIANTS = (
          description="k-nearest neighbours (L1/L2), memorises the training set"),
 )
 
-register_family("knn", VARIANTS, task="classification", paper=PAPER)
+# Measured: the neighbours' vote (TOPK_V2 over distances) crashes the LiteRT interpreter
+# (an abort, not an error) in full-integer form, and has no 16x8 kernel.
+INT8_REFUSED = "TOPK_V2 over int8 distances aborts the LiteRT interpreter"
+
+register_family("knn", VARIANTS, task="classification", paper=PAPER, unsupported_quantize={
+    "int8": INT8_REFUSED, "int8-io": INT8_REFUSED,
+    "16x8": "TOPK_V2 (the neighbours' vote) has no 16x8 kernel"})

@@ -162,4 +162,5 @@ VARIANTS = (
 
 register_family("mobilenet_v1", VARIANTS, task="classification", paper=PAPER,
                 tiny_config=TINY, pretrained=("imagenet",),
-                feature_levels=common.CNN_FEATURE_LEVELS)
+                feature_levels=common.CNN_FEATURE_LEVELS,
+                unsupported_quantize={"16x8": common.INT16_CONV_REFUSED})

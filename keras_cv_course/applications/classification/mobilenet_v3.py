@@ -232,4 +232,5 @@ VARIANTS = (
 )
 
 register_family("mobilenet_v3", VARIANTS, task="classification", paper=PAPER,
-                pretrained=("imagenet",), feature_levels=common.CNN_FEATURE_LEVELS)
+                pretrained=("imagenet",), feature_levels=common.CNN_FEATURE_LEVELS,
+                unsupported_quantize={"16x8": "the converter has no 16x8 kernel for 'HARD_SWISH'"})

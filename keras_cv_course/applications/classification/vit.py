@@ -258,4 +258,6 @@ VARIANTS = (
              76.972, "torchvision vit_l_32 IMAGENET1K_V1 acc@1"),
 )
 
-register_family("vit", VARIANTS, task="classification", paper=PAPER, tiny_config=TINY)
+register_family("vit", VARIANTS, task="classification", paper=PAPER, tiny_config=TINY,
+                unsupported_quantize={"16x8": "the converter has no 16x8 kernel for 'NEG' (in "
+                                              "the tanh form of GELU)"})
