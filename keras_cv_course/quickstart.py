@@ -18,6 +18,7 @@ import time
 from keras_cv_course.data import load_dataset
 from keras_cv_course.errors import KCCError
 from keras_cv_course.export import FILE_NAMES, export, load_runner, run_in_batches
+from keras_cv_course.export.bench import human_size
 from keras_cv_course.tasks import get_task, list_tasks
 from keras_cv_course.training import train
 
@@ -102,7 +103,7 @@ def summary_table(rows, recipe, passed, seconds, out):
     for row in rows:
         versus = (f"{row['agreement']:.2%} agree" if "agreement" in row
                   else f"{row['parity']:.2e} max error")
-        lines.append(f"{row['format']:<12}{row[recipe.metric]:>14.2%}{_human(row['bytes']):>12}"
+        lines.append(f"{row['format']:<12}{row[recipe.metric]:>14.2%}{human_size(row['bytes']):>12}"
                      f"{versus:>21}")
     verdict = "PASS" if passed else "FAIL"
     lines += ["-" * 60,
@@ -115,10 +116,3 @@ def summary_table(rows, recipe, passed, seconds, out):
 def _count(inputs):
     """Examples in one input array or in a dict of them."""
     return len(next(iter(inputs.values())) if isinstance(inputs, dict) else inputs)
-
-
-def _human(size):
-    for unit in ("B", "KB", "MB", "GB"):
-        if size < 1024 or unit == "GB":
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1024

@@ -45,6 +45,7 @@ from keras_cv_course.applications.registry import EXPORT_FORMATS
 from keras_cv_course.errors import KCCError
 from keras_cv_course.export import converters, gate
 from keras_cv_course.export import quantize as quantize_module
+from keras_cv_course.export.bench import size_of
 from keras_cv_course.export.model_card import write_card_for_export
 from keras_cv_course.export.runners import load_runner
 from keras_cv_course.export.staging import move_into_place, staging_dir
@@ -382,7 +383,7 @@ def verify_artifact(fmt, path, golden, reference, tolerance, allow_flex=False, t
         key, check = next(iter(failed.items()))
         raise KCCError(f"{fmt} {mode or 'fp32'} artifact differs from Keras: output {key!r} "
                        f"error {check['error']:.3g} ({check['rule']}, tolerance {tolerance:g})")
-    entry = {"path": os.path.basename(path), "bytes": _size_of(path), "ops": ops,
+    entry = {"path": os.path.basename(path), "bytes": size_of(path), "ops": ops,
              "op_count": sum(ops.values()), "mode": mode or "fp32",
              "parity": {"errors": {key: check["error"] for key, check in checks.items()},
                         "rules": {key: check["rule"] for key, check in checks.items()},
@@ -432,13 +433,6 @@ def _describe(arrays):
     """``{name: {"shape": [None, ...], "dtype": ...}}`` of a batch of arrays."""
     return {key: {"shape": [None, *np.shape(value)[1:]], "dtype": str(np.asarray(value).dtype)}
             for key, value in arrays.items()}
-
-
-def _size_of(path):
-    if os.path.isfile(path):
-        return os.path.getsize(path)
-    return sum(os.path.getsize(os.path.join(root, name))
-               for root, _, files in os.walk(path) for name in files)
 
 
 def _write_json(path, payload):

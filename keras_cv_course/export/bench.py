@@ -41,6 +41,7 @@ import numpy as np
 
 from keras_cv_course import edge
 from keras_cv_course.errors import KCCError
+from keras_cv_course.export.model_card import read_manifest
 
 MANIFEST = "manifest.json"
 CHILD_TIMEOUT_S = 3600
@@ -105,11 +106,6 @@ def export_folders(run_path):
         raise KCCError(f"run {run_path!r} has no export folder with a {MANIFEST}; "
                        f"export it first: kcc export {run_path}")
     return folders
-
-
-def read_manifest(folder):
-    with open(os.path.join(folder, MANIFEST), encoding="utf-8") as handle:
-        return json.load(handle)
 
 
 def thread_counts():
@@ -435,7 +431,7 @@ def _cell(key, value):
     if value is None:
         return "-"
     if key in ("bytes", "gzip_bytes"):
-        return _human(value)
+        return human_size(value)
     if key in ("median_ms", "p90_ms"):
         return f"{value:.3f}"
     if key in ("metric_value", "agreement"):
@@ -443,7 +439,8 @@ def _cell(key, value):
     return str(value) if value != "" else "(run)"
 
 
-def _human(size):
+def human_size(size):
+    """``1536`` -> ``"1.5 KB"``: bytes in the largest unit below 1024."""
     for unit in ("B", "KB", "MB"):
         if size < 1024:
             return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"

@@ -231,7 +231,9 @@ def evaluate_artifacts_for_card(run, export_folder, split="test", batch_size=64,
 
     loaded = _loaded_run(run)
     task, bundle = loaded.task, loaded.bundle
-    inputs, targets = _split_arrays(bundle, split)
+    from keras_cv_course.export.gate import split_arrays
+
+    inputs, targets = split_arrays(bundle, split)
     inputs = golden_inputs(loaded.model, task, inputs)
     attributes = (bundle.attributes or {}).get(split) or None
     serve = serving_function(loaded.model, task)
@@ -280,12 +282,6 @@ def _loaded_run(run):
     if isinstance(run, LoadedRun):
         return run
     return load_run(getattr(run, "path", run))
-
-
-def _split_arrays(bundle, split):
-    from keras_cv_course.export.gate import split_arrays
-
-    return split_arrays(bundle, split)
 
 
 def _numpy(outputs):
