@@ -17,6 +17,7 @@ INSTALL_REQUIRES = [
     "scikit-learn>=1.5",
     "scikit-image>=0.24",
     "matplotlib>=3.8",
+    "pycocotools==2.0.*",
     "numpy>=1.26",
 ]
 

@@ -188,12 +188,16 @@ def build_parser():
                         help="ONNX: one scale per output channel of each weight")
     export.add_argument("--epochs", type=positive_int, default=1,
                         help="qat, prune, cluster: fine-tuning epochs")
-    export.add_argument("--lr", type=positive_float, default=1e-4,
-                        help="qat, prune, cluster: fine-tuning learning rate")
+    export.add_argument("--lr", type=positive_float, default=None,
+                        help="qat, prune, cluster: fine-tuning learning rate (default: 1e-5 "
+                        "for qat, 1e-4 for prune and cluster)")
     export.add_argument("--sparsity", type=positive_float, default=0.5,
                         help="prune: the final fraction of zero weights")
     export.add_argument("--clusters", type=positive_int, default=16,
                         help="cluster: shared values per weight tensor")
+    export.add_argument("--serving-option", action="append", default=[], metavar="KEY=VALUE",
+                        type=serving_option, help="a setting of the task's serving graph, e.g. "
+                        "max_detections=50 for a detector (repeatable)")
     export.set_defaults(handler=cmd_export)
 
     bench = commands.add_parser("bench", help="size, latency and metric of every exported "
@@ -284,6 +288,19 @@ def _print_metrics(metrics, model_name):
     print("test metrics: " + ", ".join(f"{k}={v:.4f}" for k, v in metrics.items()))
 
 
+def serving_option(text):
+    """``KEY=VALUE`` -> ``(key, number)`` for ``--serving-option``."""
+    key, separator, value = text.partition("=")
+    try:
+        number = float(value)
+    except ValueError:
+        number = None
+    if not separator or not key or number is None:
+        raise argparse.ArgumentTypeError(f"expected KEY=NUMBER, e.g. max_detections=50; "
+                                         f"got {text!r}")
+    return key, int(number) if number.is_integer() and "." not in value else number
+
+
 def cmd_export(args):
     from keras_cv_course.export import export
     from keras_cv_course.export.api import default_folder
@@ -295,7 +312,7 @@ def cmd_export(args):
         sparsity=args.sparsity, clusters=args.clusters)
     out = args.out or default_folder(args.run, options or None)
     manifest = export(args.run, out, formats=args.formats, overwrite=args.overwrite,
-                      quantize=options or None)
+                      quantize=options or None, serving_options=dict(args.serving_option))
     for fmt, entry in manifest["artifacts"].items():
         print(f"{fmt:<11} {entry['mode']:<8} {entry['bytes']:>12,} bytes  {entry['op_count']:>5} "
               f"ops  {_verdict(entry)}  {os.path.join(out, entry['path'])}")

@@ -156,3 +156,27 @@ def test_qat_refusal_names_the_layer():
     with pytest.raises(KCCError, match=r"^quantization-aware training does not support layer "
                                        r"'class_token' \(ClassToken\)"):
         trained.quantization_aware(model, train)
+
+
+def test_qat_activation_ranges_come_from_the_data(digits_mlp):
+    """Before fine-tuning, each activation range is the data's, not tfmot's [-6, 6]."""
+    import tensorflow_model_optimization as tfmot
+    import tf_keras
+
+    model, _, bundle, float_accuracy = digits_mlp
+    twin = to_tf_keras(model)
+    quantized = tfmot.quantization.keras.quantize_model(twin)
+    samples = bundle.arrays["train"][0][:64]
+    ranges = trained.activation_ranges_from_data(quantized, samples, batch_size=16)
+    assert sorted(ranges) == ["quant_hidden/post_activation",
+                              "quant_predictions/pre_activation"], ranges
+    hidden = tf_keras.Model(twin.inputs, twin.get_layer("hidden").output).predict(
+        samples, verbose=0)
+    kernel, bias = twin.get_layer("predictions").get_weights()
+    for key, values in [("quant_hidden/post_activation", hidden),
+                        ("quant_predictions/pre_activation", hidden @ kernel + bias)]:
+        expected = [min(float(values.min()), 0.0), max(float(values.max()), 0.0)]
+        np.testing.assert_allclose(ranges[key], expected, rtol=0.03, atol=0.02)
+    images, labels = bundle.arrays["test"]
+    calibrated = np.mean(np.argmax(quantized.predict(images, verbose=0), -1) == labels)
+    assert calibrated >= float_accuracy - 0.01, (calibrated, float_accuracy)

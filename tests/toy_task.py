@@ -37,7 +37,7 @@ class CentreTask(tasks.Task):
         centres = (first[:, :2] + first[:, 2:]) / 2.0
         return centres.astype("float32")
 
-    def loss(self, augmentation=None):
+    def loss(self, augmentation=None, model=None):
         return keras.losses.MeanSquaredError()
 
     def metrics(self, model, augmentation=None):
@@ -54,7 +54,7 @@ class CentreTask(tasks.Task):
 
         return tasks.Augmentation(policy, flip)
 
-    def summaries(self, model, inputs):
+    def summaries(self, model, inputs, targets=None):
         """Each input with its predicted centre painted white."""
         images = np.array(inputs, dtype="float32")
         centres = keras.ops.convert_to_numpy(model(inputs, training=False))
@@ -63,7 +63,7 @@ class CentreTask(tasks.Task):
         images[np.arange(len(images)), rows, cols] = 1.0
         return {"predicted_centres": images}
 
-    def serving_outputs(self, model, outputs):
+    def serving_outputs(self, model, outputs, **options):
         height, width = model.input_shape[1:3]
         scale = ops.convert_to_tensor([float(height), float(width)])
         return {**outputs, "centre_pixels": outputs["centre"] * scale}

@@ -38,6 +38,7 @@ from keras_cv_course.errors import KCCError
 # Layers whose weights only scale, shift or are added: no multiply-accumulates.
 _ELEMENTWISE_WITH_WEIGHTS = (
     "BatchNormalization",
+    "FrozenBatchNormalization",
     "LayerNormalization",
     "GroupNormalization",
     "UnitNormalization",

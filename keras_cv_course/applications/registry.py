@@ -15,7 +15,10 @@ Parameter-count convention (used everywhere in this package): a model's
 parameter count is the number of scalars in its weights **excluding the
 BatchNorm moving mean and moving variance**. Those are running statistics,
 not learned parameters; torchvision and timm keep them as buffers and do not
-count them, while ``keras.Model.count_params()`` does. See
+count them, while ``keras.Model.count_params()`` does. A layer whose weights
+are all fixed statistics says so with ``weights_are_statistics = True``
+(frozen BatchNorm, torchvision's ``FrozenBatchNorm2d`` under its detectors,
+whose scale and shift are buffers too); none of its weights is counted. See
 ``parameter_count``.
 
 Example:
@@ -242,8 +245,12 @@ def build_full(name, **overrides):
     return build_config(name, "full", **overrides)
 
 
-def is_running_statistic(weight):
-    """True for BatchNorm moving mean/variance, which are not parameters."""
+def is_running_statistic(weight, layer=None):
+    """True for BatchNorm moving mean/variance, which are not parameters, and for
+    every weight of a ``layer`` whose weights are all statistics
+    (``layer.weights_are_statistics``, e.g. ``FrozenBatchNormalization``)."""
+    if getattr(layer, "weights_are_statistics", False):
+        return True
     leaf = weight.path.split("/")[-1]
     return leaf in ("moving_mean", "moving_variance")
 
@@ -252,15 +259,26 @@ def parameter_count(model):
     """Counts parameters, excluding BatchNorm running statistics.
 
     This is the convention of torchvision and timm, and it equals Keras'
-    ``count_params()`` minus the moving means and variances.
+    ``count_params()`` minus the moving means and variances, and minus every
+    weight of frozen BatchNorm layers (``is_running_statistic``).
     """
+    statistics = {id(weight) for layer in _all_layers(model)
+                  for weight in layer.weights if is_running_statistic(weight, layer)}
     return int(
         sum(
             _size(w.shape)
             for w in model.weights
-            if not is_running_statistic(w)
+            if id(w) not in statistics and not is_running_statistic(w)
         )
     )
+
+
+def _all_layers(model):
+    """Every layer of ``model``, those of nested models included."""
+    for layer in model.layers:
+        yield layer
+        if hasattr(layer, "layers"):
+            yield from _all_layers(layer)
 
 
 def _size(shape):

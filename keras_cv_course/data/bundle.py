@@ -115,6 +115,12 @@ class DataBundle:
         spec = by_name.get("images", self.input_specs[0])
         return tuple(spec.shape)
 
+    def golden_examples(self, size=8):
+        """The first ``size`` test examples: ``(inputs, targets)``, or the inputs alone
+        for tasks without targets."""
+        batch = next(iter(_batch(self.test, size, False).take(1)))
+        return tf.nest.map_structure(lambda tensor: tensor.numpy(), batch)
+
     def golden_batch(self, size=8):
         """The first ``size`` test inputs, used to check exports against Keras."""
         has_targets = bool(self._task.target_specs)

@@ -12,6 +12,7 @@ dataset                annotations
 ``digits``             labels
 ``shapes``             labels, semantic_masks, boxes, classes, instance_masks, captions
 TFDS classifiers       labels (``oxford_iiit_pet`` also semantic_masks)
+``voc/2007``, ``coco/2017``  boxes, classes (TFDS detection sets)
 ``folder:PATH``        labels
 =====================  =============================================================
 

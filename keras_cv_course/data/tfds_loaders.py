@@ -27,6 +27,15 @@ def _trimap(value, image_size):
     return tf.cast(mask[..., 0], tf.int32) - 1
 
 
+def _boxes(objects, image_size):
+    """TFDS ``BBoxFeature``: normalised ``[ymin, xmin, ymax, xmax]``, as the task's targets."""
+    return tf.cast(objects["bbox"], tf.float32)
+
+
+def _object_labels(objects, image_size):
+    return tf.cast(objects["label"], tf.int32)
+
+
 @dataclasses.dataclass(frozen=True)
 class Annotation:
     """One annotation read from a TFDS feature.
@@ -35,11 +44,14 @@ class Annotation:
         feature: the TFDS feature key.
         convert: ``(value, image_size) -> tensor``, the annotation of one example.
         class_names: its classes; ``None`` takes the feature's own names.
+        names_path: the path to the ``ClassLabel`` feature under ``feature``,
+            for nested features (``("label",)`` under ``objects``).
     """
 
     feature: str
     convert: object
     class_names: tuple | None = None
+    names_path: tuple = ()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -61,6 +73,8 @@ class TfdsSpec:
 
 _CLASSIFIER_SPLITS = ("train[:90%]", "train[90%:]", "test")
 _LABELS = {"labels": Annotation("label", _label)}
+_OBJECTS = {"boxes": Annotation("objects", _boxes),
+            "classes": Annotation("objects", _object_labels, names_path=("label",))}
 TFDS_SPECS = {
     "cifar10": TfdsSpec(_CLASSIFIER_SPLITS, "image", _LABELS, (32, 32)),
     "mnist": TfdsSpec(_CLASSIFIER_SPLITS, "image", _LABELS, (28, 28)),
@@ -71,6 +85,11 @@ TFDS_SPECS = {
                                 {**_LABELS, "semantic_masks": Annotation(
                                     "segmentation_mask", _trimap, TRIMAP_CLASSES)},
                                 (128, 128)),
+    # Detection: every object's box and class. VOC's "difficult" and COCO's "crowd"
+    # flags are not read: those boxes are ordinary objects here.
+    "voc/2007": TfdsSpec(("train", "validation", "test"), "image", _OBJECTS, (320, 320)),
+    "coco/2017": TfdsSpec(("train[1%:]", "train[:1%]", "validation"), "image", _OBJECTS,
+                          (320, 320)),
 }
 
 
@@ -116,4 +135,9 @@ def _class_names(info, spec, task):
     if task.class_annotation is None:
         return ()
     annotation = spec.annotations[task.class_annotation]
-    return annotation.class_names or tuple(info.features[annotation.feature].names)
+    if annotation.class_names:
+        return annotation.class_names
+    feature = info.features[annotation.feature]
+    for key in annotation.names_path:
+        feature = feature[key]
+    return tuple(feature.names)

@@ -163,7 +163,7 @@ def task_aligned_assign(pred_scores, pred_boxes, points, gt_classes, gt_boxes, t
     positive = _topk_mask(metric, min(topk, metric.shape[-1])) & candidates  # (B, G, A)
     # An anchor claimed by several boxes keeps the box it overlaps most.
     claimed_by_many = ops.sum(ops.cast(positive, "int32"), axis=1, keepdims=True) > 1
-    best_box = ops.one_hot(ops.argmax(overlaps, axis=1), gt_boxes.shape[1], axis=1) > 0
+    best_box = ops.one_hot(ops.argmax(overlaps, axis=1), ops.shape(gt_boxes)[1], axis=1) > 0
     positive = ops.where(claimed_by_many, best_box, positive)
     foreground = ops.any(positive, axis=1)  # (B, A)
     # argmax picks a box on background anchors too (ties have no fixed winner): zero those.

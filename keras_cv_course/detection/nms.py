@@ -118,6 +118,9 @@ class NonMaxSuppression(keras.layers.Layer):
         score_threshold: candidates scoring at most this are dropped.
         max_detections: detections returned per image (padded).
         pre_nms_topk: (box, class) candidates kept per image before NMS.
+        min_size: boxes narrower or lower than this (pixels) are dropped first,
+            as torchvision's ``remove_small_boxes`` does; an empty box has IoU 0
+            with everything, and TFLite's NMS returns it more than once.
         implementation: ``"auto"``, ``"keras"`` or ``"tensorflow"`` (see module).
 
     Call arguments:
@@ -132,7 +135,7 @@ class NonMaxSuppression(keras.layers.Layer):
     """
 
     def __init__(self, iou_threshold=0.5, score_threshold=0.05, max_detections=100,
-                 pre_nms_topk=1000, implementation="auto", **kwargs):
+                 pre_nms_topk=1000, min_size=1e-2, implementation="auto", **kwargs):
         super().__init__(**kwargs)
         if implementation not in IMPLEMENTATIONS:
             raise ValueError(f"expected implementation in {IMPLEMENTATIONS}, "
@@ -141,6 +144,7 @@ class NonMaxSuppression(keras.layers.Layer):
         self.score_threshold = float(score_threshold)
         self.max_detections = int(max_detections)
         self.pre_nms_topk = int(pre_nms_topk)
+        self.min_size = float(min_size)
         self.implementation = implementation
 
     def _uses_tensorflow(self, batch_size):
@@ -156,6 +160,8 @@ class NonMaxSuppression(keras.layers.Layer):
         if None in scores.shape[1:]:
             raise ValueError(f"expected scores (B, N, C) with static N and C, "
                              f"received shape {scores.shape}")
+        sides = ops.minimum(boxes[..., 2] - boxes[..., 0], boxes[..., 3] - boxes[..., 1])
+        scores = ops.where((sides >= self.min_size)[..., None], scores, 0.0)
         k = min(self.pre_nms_topk, scores.shape[1] * scores.shape[2])
         count = min(self.max_detections, k)
         boxes, scores, classes = top_class_candidates(boxes, scores, k)
@@ -190,4 +196,5 @@ class NonMaxSuppression(keras.layers.Layer):
     def get_config(self):
         return {**super().get_config(), "iou_threshold": self.iou_threshold,
                 "score_threshold": self.score_threshold, "max_detections": self.max_detections,
-                "pre_nms_topk": self.pre_nms_topk, "implementation": self.implementation}
+                "pre_nms_topk": self.pre_nms_topk, "min_size": self.min_size,
+                "implementation": self.implementation}

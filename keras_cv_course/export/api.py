@@ -59,7 +59,7 @@ GENERIC_TASK = Task()  # models outside the registry: identity serving, default 
 
 def export(model_or_run, out_dir=None, formats=None, golden_batch=None,
            model_name=None, overwrite=False, allow_flex=False, tolerance=None, quantize=None,
-           calibration=None, evaluation_data=None):
+           calibration=None, evaluation_data=None, serving_options=None):
     """Exports and verifies a model; returns the manifest (also in ``manifest.json``).
 
     Args:
@@ -86,6 +86,9 @@ def export(model_or_run, out_dir=None, formats=None, golden_batch=None,
             array}``); a run folder draws them from its training split.
         evaluation_data: ``(inputs, targets)`` held out, for the metric gate;
             a run folder uses its test split.
+        serving_options: settings of the task's serving graph, one of its
+            ``Task.serving_options`` (a detector's ``max_detections``,
+            ``score_threshold``, ``iou_threshold``).
 
     Raises:
         KCCError: unknown or unsupported format or mode, existing ``out_dir``,
@@ -105,11 +108,13 @@ def export(model_or_run, out_dir=None, formats=None, golden_batch=None,
     golden = golden_inputs(model, task, golden_batch if golden_batch is not None else
                            run.bundle.golden_batch(8) if run else None)
     tolerance = tolerance or (info.parity_tolerance if info else FP32_TOLERANCE)
-    plan = _quantization_plan(options, model, task, run, calibration, evaluation_data)
+    serve = serving_function(model, task, serving_options)
+    plan = _quantization_plan(options, model, task, run, calibration, evaluation_data, serve)
     staging = staging_dir(out_dir)
     try:
         manifest = _build_artifacts(model, name, task, staging, formats, golden, tolerance,
-                                    allow_flex, plan)
+                                    allow_flex, plan, serve)
+        manifest["serving_options"] = dict(serving_options or {})
         _write_json(os.path.join(staging, "manifest.json"), manifest)
         if run is not None and info is not None and task.can_score():
             write_card_for_export(run, staging)
@@ -206,20 +211,29 @@ def golden_inputs(model, task, batch=None):
     return golden
 
 
-def serving_function(model, task):
+def serving_function(model, task, options=None):
     """The serving signature's function: ``{input name: tensor} -> {output name: tensor}``.
 
     It calls the model in inference mode, names its outputs, then applies the
-    task's postprocessing. The same function makes the Keras reference and
-    the SavedModel endpoint, so the gate compares like with like.
+    task's postprocessing with ``options`` (``Task.serving_options``). The
+    same function makes the Keras reference and the SavedModel endpoint, so
+    the gate compares like with like.
+
+    Raises:
+        KCCError: an option the task does not take.
     """
+    options = dict(options or {})
+    unknown = sorted(set(options) - set(task.serving_options))
+    if unknown:
+        raise KCCError(f"task {task.name!r} takes serving options "
+                       f"{list(task.serving_options) or 'none'}; got {unknown}")
     input_names = [spec.name for spec in specs.specs_of_model_inputs(model)]
     output_names = converters.model_output_names(model)
 
     def serve(inputs):
         arguments = inputs[input_names[0]] if len(input_names) == 1 else dict(inputs)
         outputs = converters.output_dict(model(arguments, training=False), output_names)
-        return task.serving_outputs(model, outputs)
+        return task.serving_outputs(model, outputs, **options)
 
     return serve
 
@@ -235,7 +249,7 @@ class QuantizationPlan:
     train_data: object = None
 
 
-def _quantization_plan(options, model, task, run, calibration, evaluation_data):
+def _quantization_plan(options, model, task, run, calibration, evaluation_data, serve):
     """Gathers what ``options`` needs, before anything is written.
 
     Raises:
@@ -257,7 +271,7 @@ def _quantization_plan(options, model, task, run, calibration, evaluation_data):
         calibration = quantize_module.calibration_inputs(
             golden_inputs(model, task, calibration), options.samples)
     inputs, targets = evaluation_data or gate.split_arrays(run.bundle, "test")
-    held = gate.held_out(task, serving_function(model, task), golden_inputs(model, task, inputs),
+    held = gate.held_out(task, serve, golden_inputs(model, task, inputs),
                          targets)
     train_data = _training_pipeline(run) if mode in quantize_module.TRAINED_MODES else None
     return QuantizationPlan(options, task, calibration, held, train_data)
@@ -271,12 +285,11 @@ def _training_pipeline(run):
 
 
 def _build_artifacts(model, name, task, staging, formats, golden, tolerance, allow_flex,
-                     plan=None):
-    serve = serving_function(model, task)
+                     plan, serve):
     reference = {key: keras.ops.convert_to_numpy(value) for key, value in serve(golden).items()}
     savedmodel_dir = os.path.join(staging, FILE_NAMES["savedmodel"])
     converters.write_savedmodel(model, savedmodel_dir, serve,
-                                specs.specs_of_model_inputs(model))
+                                specs.specs_of_model_inputs(model), task.serving_batch_size)
     mode = plan.options.mode if plan else None
     artifacts = {}
     for fmt in formats:
@@ -316,8 +329,8 @@ def _train_on_twin(model, plan):
     from keras_cv_course.export import trained
 
     options, task = plan.options, plan.task
-    common = dict(epochs=options.epochs, learning_rate=options.learning_rate,
-                  loss=getattr(task.loss(), "name", "sparse_categorical_crossentropy"))
+    common = dict(epochs=options.epochs, learning_rate=options.fine_tune_rate(),
+                  loss=getattr(task.loss(model=model), "name", "sparse_categorical_crossentropy"))
     if options.mode == "qat":
         return trained.quantization_aware(model, plan.train_data,
                                           representative_data=plan.calibration, **common)
@@ -376,8 +389,7 @@ def verify_artifact(fmt, path, golden, reference, tolerance, allow_flex=False, t
         raise KCCError(f"{fmt} {mode or 'fp32'} artifact does not run in its runtime: "
                        f"{' '.join(str(error).split())[:200]}") from None
     _check_outputs(fmt, outputs, reference)
-    checks = {key: task.compare(key, outputs[key], reference[key], tolerance)
-              for key in reference}
+    checks = task.compare_outputs(outputs, reference, tolerance)
     failed = {key: check for key, check in checks.items() if not check["passed"]}
     if failed and held_out is None:
         key, check = next(iter(failed.items()))

@@ -32,7 +32,7 @@ def model_output_names(model):
     return [tensor._keras_history.operation.name for tensor in model.outputs]
 
 
-def write_savedmodel(model, path, serve, input_specs):
+def write_savedmodel(model, path, serve, input_specs, batch_size=None):
     """Writes a SavedModel whose ``serve`` signature is ``serve``.
 
     Args:
@@ -40,12 +40,14 @@ def write_savedmodel(model, path, serve, input_specs):
         path: the SavedModel folder to write.
         serve: ``{input name: tensor} -> {output name: tensor}``.
         input_specs: the inputs (``specs.TensorSpec``); the signature takes
-            one tensor per spec, named as the spec, with a free batch axis.
+            one tensor per spec, named as the spec.
+        batch_size: the signature's batch size; ``None`` leaves it free
+            (``Task.serving_batch_size``).
     """
     import keras
     import tensorflow as tf
 
-    signature = {spec.name: tf.TensorSpec((None, *spec.shape), spec.dtype, name=spec.name)
+    signature = {spec.name: tf.TensorSpec((batch_size, *spec.shape), spec.dtype, name=spec.name)
                  for spec in input_specs}
     archive = keras.export.ExportArchive()
     archive.track(model)

@@ -54,7 +54,9 @@ class QuantizeOptions:
         per_channel: ONNX: one scale per output channel of each weight.
         io_dtype: ``"int8"`` or ``"uint8"``, the input and output type of ``int8-io``.
         epochs: fine-tuning epochs of ``qat``, ``prune`` and ``cluster``.
-        learning_rate: their fine-tuning learning rate.
+        learning_rate: their fine-tuning learning rate; ``None`` takes the mode's
+            default (``FINE_TUNE_RATES``: QAT starts from calibrated ranges and
+            needs only a nudge).
         sparsity: ``prune``'s final fraction of zero weights.
         clusters: ``cluster``'s number of shared values per weight tensor.
     """
@@ -64,9 +66,17 @@ class QuantizeOptions:
     per_channel: bool = False
     io_dtype: str = "int8"
     epochs: int = 1
-    learning_rate: float = 1e-4
+    learning_rate: float | None = None
     sparsity: float = 0.5
     clusters: int = 16
+
+    def fine_tune_rate(self):
+        """The learning rate of ``qat``, ``prune`` and ``cluster``."""
+        return self.learning_rate or FINE_TUNE_RATES.get(self.mode, 1e-4)
+
+
+FINE_TUNE_RATES = {"qat": 1e-5, "prune": 1e-4, "cluster": 1e-4}
+"""Default fine-tuning learning rates (Adam); see docs/benchmarks.md for QAT's."""
 
 
 def options_of(quantize):

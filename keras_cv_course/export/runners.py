@@ -16,9 +16,25 @@ SIGNATURE = "serve"
 
 
 class Runner:
-    """What every runner shares: naming the inputs of a call."""
+    """What every runner shares: naming the inputs of a call, and feeding an artifact
+    exported at a static batch size (a detector's, at 1) one slice at a time."""
 
     input_names = ()
+    batch_size = None
+
+    def __call__(self, inputs):
+        named = self.named(inputs)
+        total = len(next(iter(named.values())))
+        if self.batch_size is None or total == self.batch_size:
+            return self.run(named)
+        step = self.batch_size
+        parts = [self.run({name: value[start:start + step] for name, value in named.items()})
+                 for start in range(0, total, step)]
+        return {name: np.concatenate([part[name] for part in parts]) for name in parts[0]}
+
+    def run(self, named):
+        """Runs one batch of the artifact's size: ``{input name: array}`` -> outputs."""
+        raise NotImplementedError
 
     def named(self, inputs):
         """An array (one-input models) or a dict -> ``{input name: array}``."""
@@ -41,9 +57,10 @@ class SavedModelRunner(Runner):
         self.function = self.loaded.signatures[SIGNATURE]
         self.input_specs = self.function.structured_input_signature[1]
         self.input_names = tuple(self.input_specs)
+        self.batch_size = next(iter(self.input_specs.values())).shape[0]
 
-    def __call__(self, inputs):
-        outputs = self.function(**self.named(inputs))
+    def run(self, named):
+        outputs = self.function(**named)
         return {name: value.numpy() for name, value in outputs.items()}
 
     def input_dtypes(self):
@@ -72,12 +89,15 @@ class TFLiteRunner(Runner):
                              for name, detail in self.input_details.items()}
         self.output_params = {name: edge.tflite_quantization(detail)
                               for name, detail in self.runner.get_output_details().items()}
+        first = next(iter(self.input_details.values()))
+        static = int(first.get("shape_signature", first["shape"])[0])
+        self.batch_size = static if static > 0 else None
 
-    def __call__(self, inputs):
+    def run(self, named):
         """Runs the model; float inputs of an int8 (or uint8) input are quantized with its
         scale and zero point, and int8 outputs are dequantized, so callers see floats."""
         named = {name: edge.to_artifact(value, self.input_params[name])
-                 for name, value in self.named(inputs).items()}
+                 for name, value in named.items()}
         outputs = self.runner(**named)
         return {name: edge.from_artifact(value, self.output_params[name])
                 for name, value in outputs.items()}
@@ -113,9 +133,11 @@ class ONNXRunner(Runner):
         self.session = onnxruntime.InferenceSession(path, providers=["CPUExecutionProvider"])
         self.input_names = tuple(item.name for item in self.session.get_inputs())
         self.output_names = [output.name for output in self.session.get_outputs()]
+        first = self.session.get_inputs()[0].shape[0]
+        self.batch_size = first if isinstance(first, int) and first > 0 else None
 
-    def __call__(self, inputs):
-        values = self.session.run(None, self.named(inputs))
+    def run(self, named):
+        values = self.session.run(None, named)
         return dict(zip(self.output_names, values))
 
     def input_dtypes(self):

@@ -33,7 +33,7 @@ from keras_cv_course.export.runners import SIGNATURE
 from keras_cv_course.export.twin import assert_twin_equal, to_tf_keras
 
 
-def quantization_aware(model, train_data, epochs=1, learning_rate=1e-4,
+def quantization_aware(model, train_data, epochs=1, learning_rate=1e-5,
                        representative_data=None, loss="sparse_categorical_crossentropy",
                        metrics=("accuracy",), signature_key=SIGNATURE):
     """Quantization-aware fine-tuning, converted to an int8 TFLite model with float I/O.
@@ -44,7 +44,9 @@ def quantization_aware(model, train_data, epochs=1, learning_rate=1e-4,
         epochs: fine-tuning epochs.
         learning_rate: Adam's learning rate.
         representative_data: optional input samples (an array, or a dict by
-            input name, first axis the samples) to calibrate the tensors the
+            input name, first axis the samples). They set every activation
+            range before fine-tuning (``activation_ranges_from_data``; without
+            them the training data do) and calibrate the tensors the
             fake-quantizers do not cover.
         loss: a tf_keras loss name or callable.
         metrics: tf_keras metric names reported in the history.
@@ -74,6 +76,8 @@ def quantization_aware(model, train_data, epochs=1, learning_rate=1e-4,
     with tfmot.quantization.keras.quantize_scope({no_op.__name__: no_op}):
         quantized = _apply(_quantize_annotated, twin, "quantize_model", registry=registry,
                            no_op=no_op)
+    calibration = train_data if representative_data is None else representative_data
+    ranges = activation_ranges_from_data(quantized, calibration)
     history = _fine_tune(quantized, train_data, epochs, learning_rate, loss, metrics)
     tflite = _convert(_named_like(quantized, twin), optimize=True,
                       representative_data=representative_data, signature_key=signature_key)
@@ -82,7 +86,87 @@ def quantization_aware(model, train_data, epochs=1, learning_rate=1e-4,
                             if not registry.supports(layer) and not isinstance(
                                 layer, _import_tf_keras().layers.InputLayer)]
     info["calibrated"] = representative_data is not None
+    info["activation_ranges"] = ranges
     return tflite, info
+
+
+def activation_ranges_from_data(quantized, samples, batch_size=32):
+    """Sets every quantizer's range from ``samples`` before fine-tuning starts.
+
+    tfmot's ``MovingAverageQuantizer`` starts each activation range at
+    [-6, 6] and moves it by an exponential average with decay 0.999, so a
+    short fine-tuning ends with ranges several times too wide and wastes most
+    of the 256 levels. Jacob et al. (2018, section 3.1) collect the ranges
+    from the data; this does it the way post-training calibration does, with
+    the model in inference mode (batch normalization and dropout as served):
+
+    * an activation range is set to its first batch's min and max, then grows
+      to the min and max over all batches (widened to include 0);
+    * the input's ``AllValuesQuantizer`` and the weights' ``LastValueQuantizer``
+      run as in training, which sets their ranges from the values they see.
+
+    The moving average then only tracks the changes fine-tuning makes.
+
+    Args:
+        quantized: a model returned by ``tfmot.quantization.keras.quantize_apply``.
+        samples: input samples (an array, or a dict by input name, first axis
+            the samples) or a ``tf.data.Dataset`` of ``(inputs, targets)`` batches.
+        batch_size: the batch size when ``samples`` are arrays.
+
+    Returns:
+        ``{activation quantizer: [min, max]}`` as set, for the record.
+    """
+    quantizers = _tfmot().quantization.keras.quantizers
+    ranges = {}
+
+    def activation(quantizer, inputs, training, weights, **kwargs):
+        name = weights["min_var"].name.rsplit("_min", 1)[0]
+        seen = name in ranges
+        outputs = _quant_ops().AllValuesQuantize(
+            inputs, weights["min_var"], weights["max_var"], is_training=True,
+            num_bits=quantizer.num_bits, narrow_range=quantizer.narrow_range,
+            symmetric=quantizer.symmetric) if seen else _quant_ops().MovingAvgQuantize(
+            inputs, weights["min_var"], weights["max_var"], ema_decay=0.0, is_training=True,
+            num_bits=quantizer.num_bits, per_channel=quantizer.per_axis,
+            symmetric=quantizer.symmetric, narrow_range=quantizer.narrow_range)
+        ranges[name] = [weights["min_var"].numpy().tolist(), weights["max_var"].numpy().tolist()]
+        return outputs
+
+    def as_in_training(call):
+        return lambda quantizer, inputs, training, weights, **kwargs: call(
+            quantizer, inputs, True, weights, **kwargs)
+
+    replaced = {quantizers.MovingAverageQuantizer: activation,
+                quantizers.AllValuesQuantizer: as_in_training(
+                    quantizers.AllValuesQuantizer.__call__),
+                quantizers.LastValueQuantizer: as_in_training(
+                    quantizers.LastValueQuantizer.__call__)}
+    originals = {kind: kind.__call__ for kind in replaced}
+    try:
+        for kind, call in replaced.items():
+            kind.__call__ = call
+        for batch in _input_batches(quantized, samples, batch_size):
+            quantized(batch, training=False)
+    finally:
+        for kind, call in originals.items():
+            kind.__call__ = call
+    return ranges
+
+
+def _input_batches(model, samples, batch_size):
+    """Input batches (a tensor, or a list in input order) from arrays or a dataset."""
+    if hasattr(samples, "element_spec"):
+        for inputs, _ in samples:
+            yield inputs
+        return
+    names = list(model.input_names)
+    if not isinstance(samples, dict):
+        samples = {names[0]: samples}
+    count = len(next(iter(samples.values())))
+    for start in range(0, count, batch_size):
+        batch = [np.asarray(samples[name][start:start + batch_size], np.float32)
+                 for name in names]
+        yield batch if len(batch) > 1 else batch[0]
 
 
 def magnitude_pruning(model, train_data, target_sparsity=0.5, epochs=1, learning_rate=1e-4,
@@ -216,6 +300,12 @@ def _cluster_registry():
     from tensorflow_model_optimization.python.core.clustering.keras import clustering_registry
 
     return clustering_registry.ClusteringRegistry
+
+
+def _quant_ops():
+    from tensorflow_model_optimization.python.core.quantization.keras import quant_ops
+
+    return quant_ops
 
 
 def _import_tf_keras():

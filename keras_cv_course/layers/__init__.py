@@ -1,5 +1,6 @@
 """Reusable layers, activations and initializers; every layer is serializable."""
 
+from keras_cv_course.layers.frozen_batch_norm import FrozenBatchNormalization
 from keras_cv_course.layers.initializers import BilinearUpsampling, KaimingInit, XavierInit
 from keras_cv_course.layers.normalization import BatchNorm, GroupNorm, InstanceNorm, LayerNorm
 from keras_cv_course.layers.regularization import (
@@ -20,6 +21,7 @@ __all__ = [
     "DropConnect",
     "DropPath",
     "FractionalMaxPooling2D",
+    "FrozenBatchNormalization",
     "GELU",
     "GaussianSampling",
     "GroupNorm",

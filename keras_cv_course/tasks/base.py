@@ -108,6 +108,12 @@ class Task:
         fact_fields: registry fields only this task's models carry (e.g. the
             ImageNet top-1 accuracy of a classifier).
         quickstart: the task's ``Quickstart`` recipe, or ``None``.
+        serving_batch_size: the exported signature's batch size; ``None``
+            leaves it free. A detector's serving graph runs NMS one image at
+            a time, so it exports at batch 1, and the runners feed it one
+            example per call.
+        serving_options: keyword arguments ``serving_outputs`` takes (the
+            settings of the serving graph, e.g. a detector's ``max_detections``).
     """
 
     name = "generic"
@@ -121,6 +127,8 @@ class Task:
     augmentation_policies = ("none",)
     fact_fields = ()
     quickstart = None
+    serving_batch_size = None
+    serving_options = ()
 
     # -- data ---------------------------------------------------------------------------
 
@@ -233,14 +241,18 @@ class Task:
             augmentation: the ``Augmentation`` in use, or ``None``.
         """
         make_optimizer = make_optimizer or (lambda: keras.optimizers.Adam())
-        loss = info.loss() if info is not None and info.loss else self.loss(augmentation)
+        loss = (info.loss() if info is not None and info.loss
+                else self.loss(augmentation, model=model))
         # An empty metric list would be compiled as a metric that is never built.
         model.compile(optimizer=make_optimizer(), loss=loss,
                       metrics=self.metrics(model, augmentation) or None, jit_compile=jit_compile)
         return model
 
-    def loss(self, augmentation=None):
-        """The training loss; ``None`` for models that compute their own."""
+    def loss(self, augmentation=None, model=None):
+        """The training loss; ``None`` for models that compute their own.
+
+        ``model`` is the model being compiled, for losses that read its
+        configuration (a detector's head)."""
         return None
 
     def metrics(self, model, augmentation=None):
@@ -268,8 +280,11 @@ class Task:
 
     # -- watching and evaluating --------------------------------------------------------
 
-    def summaries(self, model, inputs):
-        """Images for TensorBoard: ``{name: (n, height, width, channels) in [0, 1]}``."""
+    def summaries(self, model, inputs, targets=None):
+        """Images for TensorBoard: ``{name: (n, height, width, channels) in [0, 1]}``.
+
+        ``inputs`` and ``targets`` are a few validation examples (``targets``
+        is ``None`` for tasks without them)."""
         return {}
 
     def evaluate(self, model, dataset):
@@ -300,12 +315,13 @@ class Task:
 
     # -- export -------------------------------------------------------------------------
 
-    def serving_outputs(self, model, outputs):
+    def serving_outputs(self, model, outputs, **options):
         """Postprocessing inside the serving graph.
 
         Args:
             model: the Keras model.
             outputs: ``{output name: tensor}`` of the model on a batch.
+            **options: the task's ``serving_options``.
 
         Returns:
             The serving signature's outputs, ``{name: tensor}``. Written with
@@ -331,6 +347,16 @@ class Task:
             return {"error": error, "passed": error == 0.0, "rule": "exact"}
         error = parity_error(actual, expected)
         return {"error": error, "passed": error <= tolerance, "rule": "max error"}
+
+    def compare_outputs(self, actual, expected, tolerance):
+        """The parity of all of an artifact's outputs against Keras': ``{name: check}``.
+
+        By default each output on its own (``compare``); a task whose outputs
+        only make sense together (a detector's boxes, scores and classes)
+        overrides this.
+        """
+        return {key: self.compare(key, actual[key], expected[key], tolerance)
+                for key in expected}
 
     def quantized_rule(self):
         """The gate of quantized artifacts, judged on held-out data.

@@ -45,7 +45,7 @@ class ClassificationTask(Task):
     def build_arguments(self, bundle):
         return {**super().build_arguments(bundle), "classes": bundle.num_classes}
 
-    def loss(self, augmentation=None):
+    def loss(self, augmentation=None, model=None):
         if _mixes(augmentation):
             return keras.losses.CategoricalCrossentropy()
         return keras.losses.SparseCategoricalCrossentropy()

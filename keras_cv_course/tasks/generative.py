@@ -20,7 +20,7 @@ class GenerativeTask(Task):
                                "reconstructed images"),)
     headline_metrics = ("loss",)
 
-    def summaries(self, model, inputs):
+    def summaries(self, model, inputs, targets=None):
         outputs = model(inputs, training=False)
         panels = {"inputs": image_panel(inputs)}
         if isinstance(outputs, dict) and "reconstruction" in outputs:

@@ -43,7 +43,7 @@ class SegmentationTask(Task):
     def build_arguments(self, bundle):
         return {**super().build_arguments(bundle), "classes": bundle.num_classes}
 
-    def loss(self, augmentation=None):
+    def loss(self, augmentation=None, model=None):
         return keras.losses.SparseCategoricalCrossentropy()
 
     def metrics(self, model, augmentation=None):
@@ -64,7 +64,7 @@ class SegmentationTask(Task):
 
         return Augmentation(policy, flip)
 
-    def summaries(self, model, inputs):
+    def summaries(self, model, inputs, targets=None):
         """The inputs, the predicted class maps as gray levels, and both overlaid."""
         scores = keras.ops.convert_to_numpy(model(inputs, training=False))
         classes = np.argmax(scores, axis=-1)

@@ -17,7 +17,8 @@ def standard_callbacks(run: RunFolder, task, golden_inputs=None, backup_every_st
         run: the run folder.
         task: the model's task object; its ``summaries`` (if any) are logged
             to TensorBoard as images each epoch.
-        golden_inputs: a fixed batch of inputs for the image summaries.
+        golden_inputs: a fixed batch of inputs for the image summaries, or
+            ``(inputs, targets)`` for tasks that draw the truth too.
         backup_every_steps: also back up mid-epoch every this many steps, so
             a killed run loses at most that many steps.
         chief: False on non-chief workers, which keep backups but write no logs.
@@ -37,7 +38,10 @@ def standard_callbacks(run: RunFolder, task, golden_inputs=None, backup_every_st
             BestModelCheckpoint(run.best_checkpoint),
         ]
     if chief and golden_inputs is not None:
-        callbacks.append(ImageSummary(os.path.join(run.logs_dir, "images"), golden_inputs, task))
+        inputs, targets = (golden_inputs if isinstance(golden_inputs, tuple)
+                           else (golden_inputs, None))
+        callbacks.append(ImageSummary(os.path.join(run.logs_dir, "images"), inputs, task,
+                                      targets=targets))
     if graceful_stop is not None:
         graceful_stop.backup = backup
         callbacks.append(graceful_stop)
@@ -96,15 +100,16 @@ class ImageSummary(keras.callbacks.Callback):
     reconstructions and samples. Tasks without summaries write nothing.
     """
 
-    def __init__(self, log_dir, inputs, task, max_images=4):
+    def __init__(self, log_dir, inputs, task, max_images=4, targets=None):
         super().__init__()
         self.log_dir = log_dir
         self.inputs = _first(inputs, max_images)
+        self.targets = None if targets is None else _first(targets, max_images)
         self.task = task
         self._writer = None
 
     def on_epoch_end(self, epoch, logs=None):
-        panels = self.task.summaries(self.model, self.inputs)
+        panels = self.task.summaries(self.model, self.inputs, self.targets)
         if not panels:
             return
         import tensorflow as tf

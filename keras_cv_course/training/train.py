@@ -336,7 +336,7 @@ def _fit(net, info, task, bundle, run, train_data, val_data, epochs, backup_ever
     if info.training == "memorize":
         net.memorize(*bundle.arrays["train"])
         return {}
-    golden = bundle.golden_batch(4)
+    golden = bundle.golden_examples(4)
     callbacks = run_callbacks.standard_callbacks(run, task, golden, backup_every_steps, chief,
                                                  graceful_stop=stop)
     history = net.fit(train_data, validation_data=val_data, epochs=epochs, callbacks=callbacks,

@@ -47,6 +47,10 @@ convolution biases, and ``"v2"`` needs bottleneck blocks.
 | 101   | bottleneck | 3, 4, 23, 3      | 44,549,160         | 44,601,832 | 44,577,896 |
 | 152   | bottleneck | 3, 8, 36, 3      | 60,192,808         | 60,268,520 | 60,236,904 |
 
+``norm="frozen"`` replaces every BatchNorm by ``FrozenBatchNormalization``
+(fixed scale, shift and statistics, none of them counted as parameters), as
+torchvision's detection backbones do; RetinaNet and FCOS build on it.
+
 ``stem_type="small"`` replaces the 7x7/2 convolution and max-pool with one 3x3/1
 convolution, the usual adaptation for 8x8 to 32x32 images (as in the paper's
 CIFAR-10 experiments); ``stage_widths`` and ``blocks_per_stage`` shrink the
@@ -68,11 +72,13 @@ import keras
 
 from keras_cv_course.applications.classification import common, transplant
 from keras_cv_course.applications.registry import register_family
+from keras_cv_course.layers.frozen_batch_norm import FrozenBatchNormalization
 
 BN_MOMENTUM = 0.9
 BN_EPSILON = 1e-5  # torchvision; kept as a module constant for callers
 EPSILON = {"v1.5": 1e-5, "v1": 1.001e-5, "v2": 1.001e-5}
 CONV_BIAS = {"v1.5": False, "v1": True, "v2": False}
+NORMS = ("batch", "frozen")  # BatchNorm, or FrozenBatchNormalization under a detector
 STAGE_WIDTHS = (64, 128, 256, 512)
 BLOCKS_PER_STAGE = {
     18: (2, 2, 2, 2),
@@ -109,36 +115,42 @@ def conv(x, filters, kernel_size, strides, name, use_bias=False, groups=1):
     )(x)
 
 
-def batch_norm(x, name, epsilon=BN_EPSILON):
+def batch_norm(x, name, epsilon=BN_EPSILON, norm="batch"):
+    """BatchNorm, or with ``norm="frozen"`` its fixed form (``FrozenBatchNormalization``)."""
+    if norm == "frozen":
+        return FrozenBatchNormalization(epsilon=epsilon, name=name)(x)
     return keras.layers.BatchNormalization(
         epsilon=epsilon, momentum=BN_MOMENTUM, name=name
     )(x)
 
 
 def conv_bn(x, filters, kernel_size, strides, name, activation=True, variant="v1.5",
-            groups=1):
+            groups=1, norm="batch"):
     """Convolution, BatchNorm and (optionally) ReLU, named ``name_conv`` etc."""
     x = conv(x, filters, kernel_size, strides, name, CONV_BIAS[variant], groups)
-    x = batch_norm(x, f"{name}_bn", EPSILON[variant])
+    x = batch_norm(x, f"{name}_bn", EPSILON[variant], norm)
     if activation:
         x = keras.layers.ReLU(name=f"{name}_relu")(x)
     return x
 
 
-def shortcut(x, filters, strides, name, variant="v1.5"):
+def shortcut(x, filters, strides, name, variant="v1.5", norm="batch"):
     """Identity, or a projection when the shape changes (paper option B)."""
     if strides == 1 and x.shape[-1] == filters:
         return x
-    return conv_bn(x, filters, 1, strides, f"{name}_proj", activation=False, variant=variant)
+    return conv_bn(x, filters, 1, strides, f"{name}_proj", activation=False, variant=variant,
+                   norm=norm)
 
 
-def basic_block(x, filters, strides, name, variant="v1.5", groups=1, width_per_group=64):
+def basic_block(x, filters, strides, name, variant="v1.5", groups=1, width_per_group=64,
+                norm="batch"):
     """Two 3x3 convolutions; output has ``filters`` channels."""
     if groups != 1 or width_per_group != 64:
         raise common.KCCError("the basic block supports groups=1, width_per_group=64 only")
-    residual = conv_bn(x, filters, 3, strides, f"{name}_1", variant=variant)
-    residual = conv_bn(residual, filters, 3, 1, f"{name}_2", activation=False, variant=variant)
-    projected = shortcut(x, filters, strides, name, variant)
+    residual = conv_bn(x, filters, 3, strides, f"{name}_1", variant=variant, norm=norm)
+    residual = conv_bn(residual, filters, 3, 1, f"{name}_2", activation=False, variant=variant,
+                       norm=norm)
+    projected = shortcut(x, filters, strides, name, variant, norm)
     x = keras.layers.Add(name=f"{name}_add")([projected, residual])
     return keras.layers.ReLU(name=f"{name}_out")(x)
 
@@ -149,22 +161,22 @@ def bottleneck_width(filters, groups, width_per_group):
 
 
 def bottleneck_block(x, filters, strides, name, variant="v1.5", groups=1,
-                     width_per_group=64):
+                     width_per_group=64, norm="batch"):
     """1x1 reduce, 3x3 (grouped for ResNeXt), 1x1 expand; ``4 * filters`` channels out."""
     width = bottleneck_width(filters, groups, width_per_group)
     stride_1x1, stride_3x3 = (strides, 1) if variant == "v1" else (1, strides)
-    residual = conv_bn(x, width, 1, stride_1x1, f"{name}_1", variant=variant)
+    residual = conv_bn(x, width, 1, stride_1x1, f"{name}_1", variant=variant, norm=norm)
     residual = conv_bn(residual, width, 3, stride_3x3, f"{name}_2", variant=variant,
-                       groups=groups)
+                       groups=groups, norm=norm)
     residual = conv_bn(residual, 4 * filters, 1, 1, f"{name}_3", activation=False,
-                       variant=variant)
-    projected = shortcut(x, 4 * filters, strides, name, variant)
+                       variant=variant, norm=norm)
+    projected = shortcut(x, 4 * filters, strides, name, variant, norm)
     x = keras.layers.Add(name=f"{name}_add")([projected, residual])
     return keras.layers.ReLU(name=f"{name}_out")(x)
 
 
 def preact_bottleneck_block(x, filters, strides, name, variant="v2", groups=1,
-                            width_per_group=64):
+                            width_per_group=64, norm="batch"):
     """BN-ReLU first, then 1x1, 3x3 (strided), 1x1 with bias; nothing after the add.
 
     The shortcut is a 1x1 convolution of the pre-activation where the width
@@ -173,7 +185,7 @@ def preact_bottleneck_block(x, filters, strides, name, variant="v2", groups=1,
     """
     width = bottleneck_width(filters, groups, width_per_group)
     epsilon = EPSILON["v2"]
-    preact = batch_norm(x, f"{name}_preact_bn", epsilon)
+    preact = batch_norm(x, f"{name}_preact_bn", epsilon, norm)
     preact = keras.layers.ReLU(name=f"{name}_preact_relu")(preact)
     if x.shape[-1] != 4 * filters:
         projected = conv(preact, 4 * filters, 1, strides, f"{name}_proj", use_bias=True)
@@ -181,8 +193,9 @@ def preact_bottleneck_block(x, filters, strides, name, variant="v2", groups=1,
         projected = keras.layers.MaxPooling2D(1, strides, name=f"{name}_proj_pool")(x)
     else:
         projected = x
-    residual = conv_bn(preact, width, 1, 1, f"{name}_1", variant="v2")
-    residual = conv_bn(residual, width, 3, strides, f"{name}_2", variant="v2", groups=groups)
+    residual = conv_bn(preact, width, 1, 1, f"{name}_1", variant="v2", norm=norm)
+    residual = conv_bn(residual, width, 3, strides, f"{name}_2", variant="v2", groups=groups,
+                       norm=norm)
     residual = conv(residual, 4 * filters, 1, 1, f"{name}_3", use_bias=True)
     return keras.layers.Add(name=f"{name}_add")([projected, residual])
 
@@ -197,7 +210,7 @@ def block_strides(stage, index, blocks, stages, variant):
     return 2 if stage > 0 and index == 0 else 1
 
 
-def stem(x, width, kind, variant, pyramid):
+def stem(x, width, kind, variant, pyramid, norm="batch"):
     """The ImageNet stem (7x7/2 conv, 3x3/2 max-pool) or a small-image stem.
 
     In v2 the stem is a bare convolution with bias: the first block's
@@ -208,7 +221,7 @@ def stem(x, width, kind, variant, pyramid):
     if variant == "v2":
         x = conv(x, width, kernel_size, strides, "stem", use_bias=True)
     else:
-        x = conv_bn(x, width, kernel_size, strides, "stem", variant=variant)
+        x = conv_bn(x, width, kernel_size, strides, "stem", variant=variant, norm=norm)
     x = pyramid.record(x, strides=strides)
     if kind == "small":
         return x
@@ -218,25 +231,27 @@ def stem(x, width, kind, variant, pyramid):
 
 
 def residual_stages(x, stage_widths, blocks_per_stage, block, pyramid, variant="v1.5",
-                    groups=1, width_per_group=64):
+                    groups=1, width_per_group=64, norm="batch"):
     """The stages of residual blocks, each block's output recorded in ``pyramid``."""
     stages = len(stage_widths)
     for stage, (width, blocks) in enumerate(zip(stage_widths, blocks_per_stage, strict=True)):
         for index in range(blocks):
             strides = block_strides(stage, index, blocks, stages, variant)
             x = block(x, width, strides, f"stage{stage + 1}_block{index + 1}", variant,
-                      groups, width_per_group)
+                      groups, width_per_group, norm)
             pyramid.record(x, strides=strides)
     return x
 
 
-def _check_choices(depth, variant, stem_type, block_type):
+def _check_choices(depth, variant, stem_type, block_type, norm="batch"):
     if depth not in BLOCKS_PER_STAGE:
         raise common.KCCError(f"depth must be one of {sorted(BLOCKS_PER_STAGE)}, got {depth!r}")
     if variant not in EPSILON:
         raise common.KCCError(f"variant must be one of {sorted(EPSILON)}, got {variant!r}")
     if stem_type not in ("imagenet", "small"):
         raise common.KCCError(f"stem_type must be 'imagenet' or 'small', got {stem_type!r}")
+    if norm not in NORMS:
+        raise common.KCCError(f"norm must be one of {NORMS}, got {norm!r}")
     if variant == "v2" and block_type != "bottleneck":
         raise common.KCCError(f"variant 'v2' needs bottleneck blocks, got {block_type!r}")
 
@@ -258,6 +273,7 @@ def ResNet(
     stem_type="imagenet",
     groups=1,
     width_per_group=64,
+    norm="batch",
 ):
     """Builds a ResNet (or, with ``groups > 1``, a ResNeXt).
 
@@ -275,6 +291,8 @@ def ResNet(
         stem_type: ``"imagenet"`` or ``"small"``.
         groups: groups of the bottleneck's 3x3 convolution (ResNeXt cardinality).
         width_per_group: channels per group at stage width 64 (ResNeXt's ``d``).
+        norm: ``"batch"`` (BatchNorm) or ``"frozen"`` (``FrozenBatchNormalization``:
+            fixed scale, shift and statistics, as torchvision's detection backbones).
 
     Returns:
         A ``keras.Model``; ``model.pyramid_outputs`` holds its feature levels.
@@ -284,7 +302,7 @@ def ResNet(
         ...                stem_type="small", stage_widths=(8, 16, 16, 32))
     """
     block_type = block_type or BLOCK_TYPE.get(depth)
-    _check_choices(depth, variant, stem_type, block_type)
+    _check_choices(depth, variant, stem_type, block_type, norm)
     blocks_per_stage = blocks_per_stage or BLOCKS_PER_STAGE[depth]
     if len(blocks_per_stage) != len(stage_widths):
         raise common.KCCError(
@@ -294,11 +312,11 @@ def ResNet(
 
     image = common.image_input(input_tensor, input_shape)
     pyramid = common.FeaturePyramid()
-    x = stem(image, stage_widths[0], stem_type, variant, pyramid)
+    x = stem(image, stage_widths[0], stem_type, variant, pyramid, norm)
     x = residual_stages(x, stage_widths, blocks_per_stage, block, pyramid, variant, groups,
-                        width_per_group)
+                        width_per_group, norm)
     if variant == "v2":
-        x = batch_norm(x, "post_bn", EPSILON["v2"])
+        x = batch_norm(x, "post_bn", EPSILON["v2"], norm)
         x = pyramid.record(keras.layers.ReLU(name="post_relu")(x))
     x = common.classifier_head(x, include_top, pooling, classes, classifier_activation)
     model = keras.Model(common.model_inputs(image, input_tensor), x, name=name or f"resnet{depth}")
