@@ -231,11 +231,12 @@ def cmd_models(args):
 
     rows = [applications.get_info(name) for name in
             applications.list_models(task=args.task, pattern=args.pattern)]
-    print(f"{'model':<22}{'task':<16}{'family':<14}{'reference params':>18}  exports")
+    width = max([len(info.name) for info in rows] + [21]) + 1
+    print(f"{'model':<{width}}{'task':<16}{'family':<14}{'reference params':>18}  exports")
     for info in rows:
         params = f"{info.reference_params:,}" if info.reference_params else "-"
         exports = ",".join(fmt for fmt in applications.EXPORT_FORMATS if info.supports_export(fmt))
-        print(f"{info.name:<22}{info.task:<16}{info.family:<14}{params:>18}  {exports}")
+        print(f"{info.name:<{width}}{info.task:<16}{info.family:<14}{params:>18}  {exports}")
     print(f"{len(rows)} models")
 
 
