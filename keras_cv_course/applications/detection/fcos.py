@@ -47,7 +47,6 @@ import keras
 import numpy as np
 from keras import ops
 
-from keras_cv_course.applications.classification import common
 from keras_cv_course.applications.detection import resnet_fpn
 from keras_cv_course.applications.detection.retinanet import gather_objects, padded_objects
 from keras_cv_course.applications.registry import register_family
@@ -204,16 +203,10 @@ def FCOS(
     input_shape=(800, 800, 3),
     classes=91,
     name=None,
-    backbone_levels=resnet_fpn.RESNET_LEVELS,
-    stage_widths=resnet_fpn.RESNET50_WIDTHS,
-    blocks_per_stage=resnet_fpn.RESNET50_BLOCKS,
-    stem_type="imagenet",
-    backbone_norm="frozen",
-    fpn_channels=256,
-    extra_levels="p5",
     head_depth=4,
     norm_groups=GROUP_NORM_GROUPS,
     center_sampling_radius=CENTER_SAMPLING_RADIUS,
+    **backbone,
 ):
     """Builds FCOS with a ResNet-50-FPN (torchvision ``fcos_resnet50_fpn``).
 
@@ -221,25 +214,18 @@ def FCOS(
         input_shape: static ``(height, width, 3)``; pixels in [0, 1].
         classes: object classes (91 for torchvision's COCO ids).
         name: model name.
-        backbone_levels: ResNet levels under the FPN, finest first.
-        stage_widths, blocks_per_stage, stem_type: the ResNet's (``resnet.py``).
-        backbone_norm: ``"frozen"`` (pretrained backbones, torchvision) or ``"batch"``
-            (trained from scratch).
-        fpn_channels: width of the pyramid and of the head towers.
-        extra_levels: ``"p5"``, ``"c5"`` or None (no P6/P7).
         head_depth: 3x3 convolutions in each tower.
         norm_groups: GroupNorm groups in the towers; must divide ``fpn_channels``.
         center_sampling_radius: in strides.
+        **backbone: the ResNet-FPN's arguments (``resnet_fpn.image_and_pyramid``:
+            ``backbone_levels``, ``stage_widths``, ``blocks_per_stage``,
+            ``stem_type``, ``backbone_norm``, ``fpn_channels``, ``extra_levels``).
 
     Returns:
         A model ``images (B, H, W, 3) -> raw_detections (B, points, classes + 5)``;
         its last layer, an ``FCOSHead``, decodes and computes the loss.
     """
-    image = common.image_input(None, resnet_fpn.static_input(input_shape))
-    image_size = tuple(int(s) for s in image.shape[1:3])
-    pyramid = resnet_fpn.resnet_fpn(image, backbone_levels, stage_widths, blocks_per_stage,
-                                    stem_type, fpn_channels, extra_levels, backbone_norm)
-    strides = resnet_fpn.level_strides(pyramid, image_size)
+    image, image_size, pyramid, strides = resnet_fpn.image_and_pyramid(input_shape, **backbone)
     outputs = fcos_heads(pyramid, classes, head_depth, norm_groups)
     raw = FCOSHead(image_size, classes, strides, center_sampling_radius)(*outputs)
     return keras.Model(image, raw, name=name or "fcos_resnet50_fpn")

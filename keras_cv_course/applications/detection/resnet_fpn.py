@@ -72,6 +72,32 @@ def resnet_fpn(image, levels=RESNET_LEVELS, stage_widths=RESNET50_WIDTHS,
     return feature_pyramid(features, channels=fpn_channels, extra_levels=extra_levels)
 
 
+def image_and_pyramid(input_shape, backbone_levels=RESNET_LEVELS,
+                      stage_widths=RESNET50_WIDTHS, blocks_per_stage=RESNET50_BLOCKS,
+                      stem_type="imagenet", backbone_norm="frozen", fpn_channels=256,
+                      extra_levels="p5"):
+    """A detector's static image input and its ResNet-FPN, as RetinaNet and FCOS share them.
+
+    Args:
+        input_shape: static ``(height, width, 3)``; pixels in [0, 1].
+        backbone_levels: ResNet levels under the FPN, finest first.
+        stage_widths, blocks_per_stage, stem_type: the ResNet's (``resnet.py``).
+        backbone_norm: ``"frozen"`` (pretrained backbones, torchvision) or ``"batch"``
+            (trained from scratch).
+        fpn_channels: width of the pyramid and of the head towers.
+        extra_levels: ``"p5"``, ``"c5"`` or None (no P6/P7).
+
+    Returns:
+        ``(image, image_size, pyramid, strides)``: the input tensor, its static
+        ``(height, width)``, ``{"P3": tensor, ...}`` and each level's stride.
+    """
+    image = common.image_input(None, static_input(input_shape))
+    image_size = tuple(int(s) for s in image.shape[1:3])
+    pyramid = resnet_fpn(image, backbone_levels, stage_widths, blocks_per_stage, stem_type,
+                         fpn_channels, extra_levels, backbone_norm)
+    return image, image_size, pyramid, level_strides(pyramid, image_size)
+
+
 def level_strides(pyramid, image_size):
     """Each level's stride ``2**k`` (from its name ``P<k>``), its grid checked against
     ``detection.feature_sizes``."""

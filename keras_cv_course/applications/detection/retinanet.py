@@ -41,7 +41,6 @@ logits then box offsets of every anchor, ordered (level, y, x, anchor).
 import keras
 from keras import ops
 
-from keras_cv_course.applications.classification import common
 from keras_cv_course.applications.detection import resnet_fpn
 from keras_cv_course.applications.registry import register_family
 from keras_cv_course.detection import (
@@ -189,17 +188,11 @@ def RetinaNet(
     input_shape=(800, 800, 3),
     classes=91,
     name=None,
-    backbone_levels=resnet_fpn.RESNET_LEVELS,
-    stage_widths=resnet_fpn.RESNET50_WIDTHS,
-    blocks_per_stage=resnet_fpn.RESNET50_BLOCKS,
-    stem_type="imagenet",
-    backbone_norm="frozen",
-    fpn_channels=256,
-    extra_levels="p5",
     head_depth=4,
     anchor_base_sizes=RETINANET_BASE_SIZES,
     scales_per_octave=3,
     aspect_ratios=ASPECT_RATIOS,
+    **backbone,
 ):
     """Builds RetinaNet with a ResNet-50-FPN (torchvision ``retinanet_resnet50_fpn``).
 
@@ -207,29 +200,22 @@ def RetinaNet(
         input_shape: static ``(height, width, 3)``; pixels in [0, 1].
         classes: object classes (91 for torchvision's COCO ids).
         name: model name.
-        backbone_levels: ResNet levels under the FPN, finest first.
-        stage_widths, blocks_per_stage, stem_type: the ResNet's (``resnet.py``).
-        backbone_norm: ``"frozen"`` (pretrained backbones, torchvision) or ``"batch"``
-            (trained from scratch).
-        fpn_channels: width of the pyramid and of the head towers.
-        extra_levels: ``"p5"``, ``"c5"`` or None (no P6/P7).
         head_depth: 3x3 convolutions in each tower.
         anchor_base_sizes: the base anchor size of each pyramid level.
         scales_per_octave: anchor scales ``2^(k / n)`` per base size.
         aspect_ratios: anchor height / width ratios.
+        **backbone: the ResNet-FPN's arguments (``resnet_fpn.image_and_pyramid``:
+            ``backbone_levels``, ``stage_widths``, ``blocks_per_stage``,
+            ``stem_type``, ``backbone_norm``, ``fpn_channels``, ``extra_levels``).
 
     Returns:
         A model ``images (B, H, W, 3) -> raw_detections (B, anchors, classes + 4)``;
         its last layer, a ``RetinaNetHead``, decodes and computes the loss.
     """
-    image = common.image_input(None, resnet_fpn.static_input(input_shape))
-    image_size = tuple(int(s) for s in image.shape[1:3])
-    pyramid = resnet_fpn.resnet_fpn(image, backbone_levels, stage_widths, blocks_per_stage,
-                                    stem_type, fpn_channels, extra_levels, backbone_norm)
+    image, image_size, pyramid, strides = resnet_fpn.image_and_pyramid(input_shape, **backbone)
     if len(anchor_base_sizes) != len(pyramid):
         raise KCCError(f"expected one anchor base size per pyramid level {list(pyramid)}, "
                        f"got {tuple(anchor_base_sizes)}")
-    strides = resnet_fpn.level_strides(pyramid, image_size)
     sizes = retinanet_sizes(tuple(anchor_base_sizes), scales_per_octave)
     outputs = retinanet_heads(pyramid, classes, scales_per_octave * len(aspect_ratios),
                               head_depth)
