@@ -21,6 +21,7 @@ Pass ``area_side`` = your images' side to measure areas in your pixels.
 import contextlib
 import io
 
+import keras
 import numpy as np
 
 COCO_AREA_SIDE = 640
@@ -104,15 +105,15 @@ def _coco_dataset(objects, num_classes, area_side):
 
 
 def box_iou(boxes1, boxes2):
-    """Pairwise IoU of ``yxyx`` boxes, ``(n, 4)`` x ``(m, 4)`` -> ``(n, m)``, in NumPy."""
-    boxes1, boxes2 = np.asarray(boxes1, "float64"), np.asarray(boxes2, "float64")
-    low = np.maximum(boxes1[:, None, :2], boxes2[None, :, :2])
-    high = np.minimum(boxes1[:, None, 2:], boxes2[None, :, 2:])
-    inter = np.prod(np.clip(high - low, 0, None), axis=-1)
-    area1 = np.prod(boxes1[:, 2:] - boxes1[:, :2], axis=-1)
-    area2 = np.prod(boxes2[:, 2:] - boxes2[:, :2], axis=-1)
-    union = area1[:, None] + area2[None, :] - inter
-    return np.where(union > 0, inter / np.where(union > 0, union, 1), 0.0)
+    """Pairwise IoU ``(n, m)`` of ``(n, 4)`` and ``(m, 4)`` boxes, as NumPy.
+
+    ``detection.pairwise_iou`` on ``yxyx`` boxes: IoU does not depend on
+    which axis comes first.
+    """
+    from keras_cv_course.detection.iou import pairwise_iou
+
+    return keras.ops.convert_to_numpy(pairwise_iou(np.asarray(boxes1, "float32"),
+                                                   np.asarray(boxes2, "float32")))
 
 
 def voc_map50(detections, objects, num_classes, iou_threshold=0.5):

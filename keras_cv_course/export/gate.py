@@ -13,10 +13,9 @@ missed.
 import dataclasses
 
 import keras
-import numpy as np
 
 from keras_cv_course.errors import KCCError
-from keras_cv_course.export.runners import run_in_batches
+from keras_cv_course.export.runners import in_slices, run_in_batches
 
 GATED_MODES = ("dynamic", "int8", "int8-io", "16x8", "qat", "prune", "cluster")
 """Modes judged by the task metric; fp32 and fp16 are judged by parity with Keras."""
@@ -42,13 +41,10 @@ class HeldOut:
 
 def held_out(task, serve, inputs, targets, batch_size=64):
     """Runs the Keras serving function over held-out data and scores it."""
-    parts = []
-    count = len(next(iter(inputs.values())))
-    for start in range(0, count, batch_size):
-        batch = {name: value[start:start + batch_size] for name, value in inputs.items()}
-        parts.append({key: keras.ops.convert_to_numpy(value)
-                      for key, value in serve(batch).items()})
-    outputs = {key: np.concatenate([part[key] for part in parts]) for key in parts[0]}
+    def numpy_outputs(batch):
+        return {key: keras.ops.convert_to_numpy(value) for key, value in serve(batch).items()}
+
+    outputs = in_slices(numpy_outputs, inputs, batch_size)
     return HeldOut(inputs, targets, outputs, task.score(outputs, targets))
 
 

@@ -24,13 +24,9 @@ class Runner:
 
     def __call__(self, inputs):
         named = self.named(inputs)
-        total = len(next(iter(named.values())))
-        if self.batch_size is None or total == self.batch_size:
+        if self.batch_size is None or len(next(iter(named.values()))) == self.batch_size:
             return self.run(named)
-        step = self.batch_size
-        parts = [self.run({name: value[start:start + step] for name, value in named.items()})
-                 for start in range(0, total, step)]
-        return {name: np.concatenate([part[name] for part in parts]) for name in parts[0]}
+        return in_slices(self.run, named, self.batch_size)
 
     def run(self, named):
         """Runs one batch of the artifact's size: ``{input name: array}`` -> outputs."""
@@ -172,15 +168,18 @@ def run_in_batches(runner, inputs, batch_size=64):
         inputs: an array, or ``{input name: array}`` with equal lengths.
         batch_size: examples per call.
     """
-    named = inputs if isinstance(inputs, dict) else {None: inputs}
+    if isinstance(inputs, dict):
+        return in_slices(runner, inputs, batch_size)
+    return in_slices(lambda part: runner(part[None]), {None: inputs}, batch_size)
+
+
+def in_slices(call, named, size):
+    """``call`` on consecutive slices of ``size`` examples of ``{name: array}``; the
+    outputs (``{name: array}``, NumPy or tensors) concatenated as NumPy."""
     total = len(next(iter(named.values())))
-
-    def batch(start):
-        part = {name: value[start:start + batch_size] for name, value in named.items()}
-        return part if None not in part else part[None]
-
-    parts = [runner(batch(start)) for start in range(0, total, batch_size)]
-    return {name: np.concatenate([part[name] for part in parts]) for name in parts[0]}
+    parts = [call({name: value[start:start + size] for name, value in named.items()})
+             for start in range(0, total, size)]
+    return {key: np.concatenate([np.asarray(part[key]) for part in parts]) for key in parts[0]}
 
 
 def _count(ops):

@@ -159,14 +159,19 @@ def _input_batches(model, samples, batch_size):
         for inputs, _ in samples:
             yield inputs
         return
-    names = list(model.input_names)
-    if not isinstance(samples, dict):
-        samples = {names[0]: samples}
-    count = len(next(iter(samples.values())))
+    names, samples, count = _by_input(model, samples)
     for start in range(0, count, batch_size):
         batch = [np.asarray(samples[name][start:start + batch_size], np.float32)
                  for name in names]
         yield batch if len(batch) > 1 else batch[0]
+
+
+def _by_input(model, samples):
+    """``(input names, {input name: samples}, sample count)`` of an array or a dict."""
+    names = list(model.input_names)
+    if not isinstance(samples, dict):
+        samples = {names[0]: samples}
+    return names, samples, len(next(iter(samples.values())))
 
 
 def magnitude_pruning(model, train_data, target_sparsity=0.5, epochs=1, learning_rate=1e-4,
@@ -515,10 +520,7 @@ def _named_like(wrapped, twin):
 
 def _representative(model, samples):
     """A representative-dataset generator yielding one sample at a time, in input order."""
-    names = list(model.input_names)
-    if not isinstance(samples, dict):
-        samples = {names[0]: samples}
-    count = len(next(iter(samples.values())))
+    names, samples, count = _by_input(model, samples)
 
     def generate():
         for index in range(count):

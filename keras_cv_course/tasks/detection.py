@@ -123,14 +123,18 @@ class DetectionTask(Task):
         """The loss (Keras) and every detection metric of the served detections."""
         from keras_cv_course.export.api import serving_function
 
-        serve, parts, truth = serving_function(model, self), [], []
+        head, serve = _head(model), serving_function(model, self)
+        parts, truth, losses = [], [], []
         for images, objects in dataset:
             outputs = serve({"images": images})
             parts.append({key: keras.ops.convert_to_numpy(value) for key, value in outputs.items()})
             truth.append(np.asarray(objects))
+            # The loss of the served raw heads: one pass over the data, as model.evaluate
+            # would average it (per batch, weighted by the batch's size).
+            losses.append((float(head.loss(objects, outputs[head.name])), len(truth[-1])))
         outputs = {key: np.concatenate([part[key] for part in parts]) for key in parts[0]}
-        loss = model.evaluate(dataset, verbose=0, return_dict=True)
-        return {"loss": float(loss["loss"]), **self.score(outputs, _pad_rows(truth))}
+        loss = sum(value * size for value, size in losses) / sum(size for _, size in losses)
+        return {"loss": loss, **self.score(outputs, _pad_rows(truth))}
 
     def score(self, outputs, targets):
         from keras_cv_course.detection import metrics
