@@ -34,3 +34,20 @@ def test_parameter_count_excludes_only_batchnorm_statistics():
                      if w.path.endswith(("moving_mean", "moving_variance")))
     assert statistics > 0
     assert applications.parameter_count(model) == model.count_params() - statistics
+
+
+def test_parameter_count_of_a_single_layer():
+    """Tutorial 05 counts the parameters held in Dense layers one layer at a time."""
+    import keras
+
+    from keras_cv_course.layers.frozen_batch_norm import FrozenBatchNormalization
+
+    dense = keras.layers.Dense(3)
+    dense.build((None, 4))
+    norm = keras.layers.BatchNormalization()
+    norm.build((None, 4))
+    frozen = FrozenBatchNormalization()
+    frozen.build((None, 4))
+    assert applications.parameter_count(dense) == 4 * 3 + 3
+    assert applications.parameter_count(norm) == 2 * 4
+    assert applications.parameter_count(frozen) == 0

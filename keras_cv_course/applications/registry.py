@@ -274,11 +274,13 @@ def parameter_count(model):
 
 
 def _all_layers(model):
-    """Every layer of ``model``, those of nested models included."""
-    for layer in model.layers:
-        yield layer
-        if hasattr(layer, "layers"):
-            yield from _all_layers(layer)
+    """``model`` itself and every layer in it, those of nested models included.
+
+    ``model`` may also be a single layer (a ``Dense``), which is its own only layer.
+    """
+    yield model
+    for layer in getattr(model, "layers", ()):
+        yield from _all_layers(layer)
 
 
 def _size(shape):
