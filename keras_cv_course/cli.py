@@ -152,6 +152,15 @@ def build_parser():
                        metavar="N")
     train.add_argument("--strategy", default="auto",
                        help="auto, default, one_device, mirrored, multiworker or tpu")
+    train.add_argument("--workers", metavar="HOST:PORT,...",
+                       help="multiworker: every worker's address, the chief first")
+    train.add_argument("--task-index", type=int, metavar="I",
+                       help="multiworker: this worker's position in --workers")
+    train.add_argument("--deterministic", action="store_true",
+                       help="deterministic ops: a resumed run ends with the weights of an "
+                       "uninterrupted one")
+    train.add_argument("--steps-per-execution", type=positive_int, default=1, metavar="N",
+                       help="training steps per compiled call")
     train.add_argument("--precision", choices=["float32", "mixed_float16", "mixed_bfloat16"])
     train.add_argument("--jit-compile", choices=["auto", "true", "false"], default="auto")
     train.add_argument("--image-size", type=image_side, nargs=2, metavar=("H", "W"))
@@ -266,6 +275,8 @@ def cmd_train(args):
                 image_size=args.image_size, channels=args.channels, seed=args.seed,
                 augment=args.augment, schedule=args.schedule, warmup_epochs=args.warmup_epochs,
                 backup_every_steps=args.backup_every_steps, skip_bad_images=args.skip_bad_images,
+                workers=args.workers, task_index=args.task_index,
+                deterministic=args.deterministic, steps_per_execution=args.steps_per_execution,
                 **parse_overrides(args.set))
     print(f"run folder: {run.path}")
     _print_metrics(run.metrics, args.model)

@@ -78,11 +78,16 @@ def resume_command(config, path):
              "--channels", config["channels"]]
     optional = {"--schedule": config.get("schedule"), "--augment": config.get("augment"),
                 "--precision": config.get("precision"),
-                "--warmup-epochs": config.get("warmup_epochs") or None}
+                "--warmup-epochs": config.get("warmup_epochs") or None,
+                "--workers": config.get("workers"), "--task-index": config.get("task_index"),
+                "--steps-per-execution": (config.get("steps_per_execution")
+                                          if config.get("steps_per_execution", 1) > 1 else None)}
     words += [word for flag, value in optional.items() if value is not None
               for word in (flag, value)]
     if config.get("skipped_images"):
         words.append("--skip-bad-images")
+    if config.get("deterministic"):
+        words.append("--deterministic")
     for key, value in (config.get("model_overrides") or {}).items():
         words += ["--set", f"{key}={_literal(value)}"]
     return " ".join(shlex.quote(str(word)) for word in words)

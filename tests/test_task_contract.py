@@ -159,8 +159,9 @@ class TwoOptimizerTask(toy_task.CentreTask):
     name = "test_two_optimizers"
 
     def compile(self, model, info=None, bundle=None, make_optimizer=None, jit_compile="auto",
-                augmentation=None):
-        super().compile(model, info, bundle, make_optimizer, jit_compile, augmentation)
+                augmentation=None, steps_per_execution=1):
+        super().compile(model, info, bundle, make_optimizer, jit_compile, augmentation,
+                        steps_per_execution)
         model.second_optimizer = make_optimizer()
         return model
 

@@ -9,8 +9,8 @@ Names: ``digits``, ``shapes`` (embedded), ``cifar10``, ``mnist``,
 ``folder:PATH`` for a folder with one sub-folder per class.
 """
 
-from keras_cv_course.data.bundle import PADDING, DataBundle, pad_ragged, pipeline
+from keras_cv_course.data.bundle import PADDING, DataBundle, pad_ragged, pipeline, training_stream
 from keras_cv_course.data.loaders import DATASETS, datasheet, load_dataset, tasks_served
 
 __all__ = ["DATASETS", "PADDING", "DataBundle", "datasheet", "load_dataset", "pad_ragged",
-           "pipeline", "tasks_served"]
+           "pipeline", "tasks_served", "training_stream"]

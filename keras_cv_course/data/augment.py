@@ -228,15 +228,41 @@ class Policy:
         """True when labels come out as mixed one-hot vectors."""
         return self.name in ("mixup", "cutmix")
 
-    def __call__(self, images, labels):
+    def __call__(self, images, labels, seed=None):
+        """Augments a batch; ``seed`` (e.g. a ``BatchSeed``) replaces the policy's generator."""
+        seed = self.seed_generator if seed is None else seed
         images = ops.cast(images, "float32")
         if self.name == "none":
             return images, labels
         if self.name == "standard":
-            return standard(images, seed=self.seed_generator, **self.options), labels
+            return standard(images, seed=seed, **self.options), labels
         function = mixup if self.name == "mixup" else cutmix
-        return function(images, labels, self.num_classes, seed=self.seed_generator,
-                        **self.options)
+        return function(images, labels, self.num_classes, seed=seed, **self.options)
+
+
+class BatchSeed(keras.random.SeedGenerator):
+    """Random draws that are a pure function of a run's seed and a batch's step.
+
+    A ``keras.random.SeedGenerator`` keeps its state in a variable, so its
+    draws depend on how many batches went before in this process. This one
+    holds no state: its ``k``-th draw uses the seed ``(seed, step * 64 + k)``,
+    so batch ``step`` is augmented alike in an uninterrupted run and in a run
+    resumed from a backup. Made inside the data pipeline, once per batch.
+    """
+
+    DRAWS_PER_BATCH = 64
+
+    def __init__(self, seed, step):  # no variable: nothing of the parent is needed
+        self._seed = ops.cast(seed, "int32")
+        self._step = ops.cast(step, "int32")
+        self._draws = 0
+
+    def next(self, ordered=True):
+        self._draws += 1
+        if self._draws >= self.DRAWS_PER_BATCH:
+            raise KCCError(f"an augmentation drew more than {self.DRAWS_PER_BATCH} times "
+                           "from one BatchSeed")
+        return ops.stack([self._seed, self._step * self.DRAWS_PER_BATCH + self._draws])
 
 
 POLICIES = ("none", "standard", "mixup", "cutmix")

@@ -18,6 +18,7 @@ padding of variable-length targets, and prefetching.
 """
 
 import dataclasses
+import functools
 
 import numpy as np
 import tensorflow as tf
@@ -200,9 +201,93 @@ def pipeline(dataset, batch_size, training=False, augment=None, seed=0,
     if training:
         dataset = dataset.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
     dataset = _batch(dataset, int(batch_size), drop_remainder)
+    return _map_and_prefetch(dataset, augment if training else None, target_map)
+
+
+def training_stream(dataset, batch_size, epochs, augment=None, seed=0, shuffle_buffer=2048,
+                    target_map=None, steps_multiple=1, start_step=0):
+    """Every epoch's training batches, one after another, fixed by the seed alone.
+
+    Epoch ``e`` is shuffled with the seed ``(seed, e)``, and a seeded
+    augmentation (``tasks.Augmentation.seeded``) draws batch ``s`` from
+    ``augment.BatchSeed(seed, s)``. What a step trains on therefore does not
+    depend on what this process did before: a run resumed at step 1234
+    (``start_step``) sees exactly the batches an uninterrupted run sees from
+    there, and whole epochs before it are not even read. ``model.fit`` reads
+    the stream with ``steps_per_epoch``, which keeps one iterator across epochs.
+
+    Args:
+        dataset: an unbatched training split.
+        batch_size: the global batch size.
+        epochs: the run's epochs.
+        augment, target_map: as for ``pipeline``.
+        seed: seed of the data order and of the augmentation.
+        steps_multiple: each epoch keeps a multiple of this many batches
+            (``steps_per_execution`` runs that many steps per call).
+        start_step: the first step to return (a resumed run's steps done).
+
+    Returns:
+        ``(stream, steps_per_epoch)``. Each epoch drops its last partial
+        batch, and fewer than ``steps_multiple`` full ones.
+    """
+    steps = epoch_steps(dataset, batch_size, steps_multiple)
+
+    def one_epoch(epoch):
+        shuffled = dataset.shuffle(shuffle_buffer, seed=seed * 1_000_003 + epoch,
+                                   reshuffle_each_iteration=False)
+        return _batch(shuffled, int(batch_size), drop_remainder=True).take(steps)
+
+    first_epoch = min(start_step // steps, epochs - 1)
+    stream = functools.reduce(lambda head, tail: head.concatenate(tail),
+                              [one_epoch(epoch) for epoch in range(first_epoch, epochs)])
+    if target_map is not None:
+        stream = stream.map(lambda inputs, targets: (inputs, target_map(targets)))
+    stream = stream.enumerate(first_epoch * steps).skip(start_step - first_epoch * steps)
+    if augment is not None:
+        stream = stream.map(lambda step, batch: _augmented(augment, batch, seed, step),
+                            num_parallel_calls=tf.data.AUTOTUNE)
+    else:
+        stream = stream.map(lambda step, batch: batch)
+    return stream.prefetch(tf.data.AUTOTUNE), steps
+
+
+def epoch_steps(dataset, batch_size, steps_multiple=1):
+    """Training steps per epoch: full batches, a multiple of ``steps_multiple``."""
+    if int(batch_size) < 1:
+        raise KCCError(f"batch_size must be a positive integer, got {batch_size!r}")
+    examples = _count(dataset)
+    if examples < int(batch_size):
+        raise KCCError(f"batch_size is larger than the training split ({batch_size} > "
+                       f"{examples} examples); choose a smaller one")
+    steps = examples // int(batch_size) // steps_multiple * steps_multiple
+    if steps < 1:
+        raise KCCError(f"batch_size {batch_size} x steps_per_execution {steps_multiple} is "
+                       f"more than the training split's {examples} examples")
+    return steps
+
+
+def _augmented(augment, batch, seed, step):
+    """``augment`` on one batch, its draws seeded by the run's seed and the step."""
+    from keras_cv_course.data.augment import BatchSeed
+
+    if getattr(augment, "seeded", False):
+        return augment(*batch, seed=BatchSeed(seed, step))
+    return augment(*batch)
+
+
+def _count(dataset):
+    """The number of examples, read from the cardinality or, if unknown, counted."""
+    known = int(dataset.cardinality())
+    if known >= 0:
+        return known
+    return int(dataset.reduce(tf.constant(0, tf.int64), lambda count, _: count + 1))
+
+
+def _map_and_prefetch(dataset, augment, target_map):
+    """Maps the targets, augments, prefetches."""
     if target_map is not None:
         dataset = dataset.map(lambda inputs, targets: (inputs, target_map(targets)))
-    if training and augment is not None:
+    if augment is not None:
         dataset = dataset.map(augment, num_parallel_calls=tf.data.AUTOTUNE)
     return dataset.prefetch(tf.data.AUTOTUNE)
 

@@ -52,13 +52,21 @@ class Augmentation:
         target_map: applied to the targets of *every* batch, training and
             evaluation, before ``function``; e.g. one-hot labels for policies
             that mix labels. ``None`` leaves targets as they are.
+        seeded: ``function`` takes a ``seed=`` keyword for its random draws.
+            The training stream passes ``data.augment.BatchSeed(seed, step)``,
+            so the draws of each batch depend on the run's seed and the
+            batch's step alone, and a resumed run draws what an uninterrupted
+            one drew. Without it, the function draws from its own generator.
     """
 
     name: str
     function: Callable
     target_map: Callable | None = None
+    seeded: bool = False
 
-    def __call__(self, *batch):
+    def __call__(self, *batch, seed=None):
+        if self.seeded and seed is not None:
+            return self.function(*batch, seed=seed)
         return self.function(*batch)
 
 
@@ -228,7 +236,7 @@ class Task:
     # -- training -----------------------------------------------------------------------
 
     def compile(self, model, info=None, bundle=None, make_optimizer=None, jit_compile="auto",
-                augmentation=None):
+                augmentation=None, steps_per_execution=1):
         """Compiles ``model`` for this task.
 
         Args:
@@ -239,13 +247,15 @@ class Task:
                 a task whose models need two (a GAN) calls it twice.
             jit_compile: passed to ``model.compile``.
             augmentation: the ``Augmentation`` in use, or ``None``.
+            steps_per_execution: training steps per compiled call.
         """
         make_optimizer = make_optimizer or (lambda: keras.optimizers.Adam())
         loss = (info.loss() if info is not None and info.loss
                 else self.loss(augmentation, model=model))
         # An empty metric list would be compiled as a metric that is never built.
         model.compile(optimizer=make_optimizer(), loss=loss,
-                      metrics=self.metrics(model, augmentation) or None, jit_compile=jit_compile)
+                      metrics=self.metrics(model, augmentation) or None, jit_compile=jit_compile,
+                      steps_per_execution=steps_per_execution)
         return model
 
     def loss(self, augmentation=None, model=None):

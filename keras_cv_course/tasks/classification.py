@@ -70,7 +70,7 @@ class ClassificationTask(Task):
             def target_map(labels):
                 return augment.one_hot_labels(labels, classes)
 
-        return Augmentation(policy, function, target_map)
+        return Augmentation(policy, function, target_map, seeded=True)
 
     def quantized_rule(self):
         """Accuracy may drop by one point at most; top-1 agrees with Keras on 98%."""

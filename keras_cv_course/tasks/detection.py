@@ -110,12 +110,12 @@ class DetectionTask(Task):
         steps = {"flip": [augment.flip_with_boxes], "scale_jitter": [augment.scale_jitter_crop]}
         steps["flip_scale_jitter"] = steps["scale_jitter"] + steps["flip"]
 
-        def apply(images, objects):
+        def apply(images, objects, seed=generator):
             for step in steps[policy]:
-                images, objects = step(images, objects, seed=generator)
+                images, objects = step(images, objects, seed=seed)
             return images, objects
 
-        return Augmentation(policy, apply)
+        return Augmentation(policy, apply, seeded=True)
 
     # -- evaluation -----------------------------------------------------------------------
 

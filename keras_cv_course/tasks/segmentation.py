@@ -59,10 +59,10 @@ class SegmentationTask(Task):
 
         generator = keras.random.SeedGenerator(seed)
 
-        def flip(images, masks):
-            return augment.flip_with_masks(images, masks, seed=generator)
+        def flip(images, masks, seed=generator):
+            return augment.flip_with_masks(images, masks, seed=seed)
 
-        return Augmentation(policy, flip)
+        return Augmentation(policy, flip, seeded=True)
 
     def summaries(self, model, inputs, targets=None):
         """The inputs, the predicted class maps as gray levels, and both overlaid."""

@@ -10,7 +10,7 @@ from keras_cv_course.training.interrupts import RunBackup
 
 
 def standard_callbacks(run: RunFolder, task, golden_inputs=None, backup_every_steps=None,
-                       chief=True, graceful_stop=None):
+                       chief=True, graceful_stop=None, steps_done=0, restores=True):
     """The callbacks every run gets.
 
     Args:
@@ -21,15 +21,18 @@ def standard_callbacks(run: RunFolder, task, golden_inputs=None, backup_every_st
             ``(inputs, targets)`` for tasks that draw the truth too.
         backup_every_steps: also back up mid-epoch every this many steps, so
             a killed run loses at most that many steps.
-        chief: False on non-chief workers, which keep backups but write no logs.
+        chief: False on non-chief workers, which restore the chief's backup
+            but write nothing.
         graceful_stop: the run's ``GracefulStop``, which turns SIGINT and
             SIGTERM into a backup and a clean exit; ``None`` for none.
+        steps_done, restores: see ``RunBackup``.
 
     The backup comes first, so that the other callbacks see restored state;
     ``GracefulStop`` comes last, so that a signal stops the run after every
     other callback has seen the batch.
     """
-    backup = RunBackup(run.backup_dir, save_freq=backup_every_steps or "epoch")
+    backup = RunBackup(run.backup_dir, save_freq=backup_every_steps or "epoch", writes=chief,
+                       steps_done=steps_done, restores=restores)
     callbacks = [backup, StopOnNonFiniteLoss()]
     if chief:
         callbacks += [

@@ -29,14 +29,20 @@ import keras
 import numpy as np
 
 from keras_cv_course import __version__, applications, specs
-from keras_cv_course.data import DataBundle, load_dataset, pipeline
+from keras_cv_course.data import DataBundle, load_dataset, pipeline, training_stream
+from keras_cv_course.data.bundle import epoch_steps
 from keras_cv_course.errors import KCCError, unknown_name_error
 from keras_cv_course.evaluation import evaluate_model
 from keras_cv_course.runs import RunFolder, resume_command
 from keras_cv_course.tasks import get_task
 from keras_cv_course.training import callbacks as run_callbacks
-from keras_cv_course.training.interrupts import GracefulStop, Interrupted, RunBackup
-from keras_cv_course.training.strategies import get_strategy, is_chief
+from keras_cv_course.training.interrupts import GracefulStop, Interrupted, RunBackup, resume_point
+from keras_cv_course.training.strategies import (
+    fitting_scope,
+    get_strategy,
+    is_chief,
+    lost_worker_message,
+)
 
 PRECISIONS = (None, "float32", "mixed_float16", "mixed_bfloat16")
 
@@ -56,6 +62,7 @@ def train(model, data, out=None, *, epochs=10, batch_size=32, learning_rate=1e-3
           optimizer="adam", strategy="auto", precision=None, jit_compile="auto", augment=None,
           image_size=None, channels=None, seed=0, backup_every_steps=None, verbose="auto",
           schedule=None, warmup_epochs=0, config="full", skip_bad_images=False,
+          workers=None, task_index=None, deterministic=False, steps_per_execution=1,
           **model_overrides):
     """Trains a registered model on a dataset and writes a run folder.
 
@@ -67,6 +74,16 @@ def train(model, data, out=None, *, epochs=10, batch_size=32, learning_rate=1e-3
         epochs, batch_size, learning_rate: the usual.
         optimizer: a Keras optimizer name, e.g. ``"adam"`` or ``"sgd"``.
         strategy: one of ``training.strategies.STRATEGIES``.
+        workers, task_index: for ``strategy="multiworker"``: every worker's
+            ``host:port`` (the chief first) and this process's index. Every
+            worker runs the same command with its own index and the same
+            ``out``, which all of them must reach (one machine or a shared
+            file system); only the chief writes there.
+        deterministic: enable TensorFlow's op determinism, so that the same
+            command gives the same weights, and a resumed run the weights of
+            an uninterrupted one.
+        steps_per_execution: training steps per compiled call; each epoch
+            keeps a multiple of it.
         precision: ``None``/``"float32"``, ``"mixed_float16"`` or
             ``"mixed_bfloat16"``.
         jit_compile: passed to ``model.compile`` (``"auto"``, True, False).
@@ -96,77 +113,101 @@ def train(model, data, out=None, *, epochs=10, batch_size=32, learning_rate=1e-3
     """
     info = applications.get_info(model)
     task = get_task(info.task)
-    _check_arguments(info, precision, epochs, config, batch_size, learning_rate)
+    _check_arguments(info, precision, epochs, config, batch_size, learning_rate,
+                     steps_per_execution)
     run = _check_run_folder(out, info.name)
     # Multi-worker collectives must be configured before TensorFlow runs any op.
-    distribution = get_strategy(strategy)
+    distribution = get_strategy(strategy, workers, task_index)
+    if deterministic:
+        _enable_determinism()
     bundle = data if isinstance(data, DataBundle) else load_dataset(
         data, info.task, image_size, channels, seed, skip_bad_images=skip_bad_images)
     task.check_data_task(bundle, info.name)
     augmentation = task.augmentation(augment, bundle, seed)
-    train_data, val_data = _pipelines(bundle, batch_size, augmentation, seed)
-    rate = learning_rate_over_run(learning_rate, schedule, epochs,
-                                  _steps_per_epoch(train_data), warmup_epochs)
+    data = _Data(bundle, batch_size, epochs, augmentation, seed, steps_per_execution)
+    rate = learning_rate_over_run(learning_rate, schedule, epochs, data.steps, warmup_epochs)
     run_config = dict(model=info.name, config=config, model_overrides=model_overrides,
                       data=bundle.name, task=info.task, image_size=list(bundle.image_shape[:2]),
                       channels=bundle.image_shape[2], epochs=epochs, batch_size=batch_size,
                       learning_rate=learning_rate, schedule=schedule,
                       warmup_epochs=warmup_epochs, optimizer=optimizer, strategy=strategy,
-                      precision=precision, seed=seed,
+                      precision=precision, seed=seed, workers=workers,
+                      task_index=task_index, deterministic=deterministic,
+                      steps_per_execution=steps_per_execution,
                       augment=augmentation.name if augmentation else None,
                       class_names=list(bundle.class_names),
                       skipped_images=list(bundle.skipped_files), package_version=__version__)
+    chief = is_chief(distribution)
     stop = GracefulStop(resume_command(run_config, run.path))
-    with stop.installed(), _cleaned_up_on_failure(run, run_config):
-        return _train_in_folder(info, task, bundle, run, run_config, distribution, augmentation,
-                                (train_data, val_data), rate, stop, jit_compile, verbose,
-                                backup_every_steps)
+    with stop.installed(), _cleaned_up_on_failure(run, run_config, chief):
+        return _train_in_folder(info, task, run, run_config, distribution, data, rate, stop,
+                                jit_compile, verbose, backup_every_steps, chief)
 
 
-def _train_in_folder(info, task, bundle, run, run_config, distribution, augmentation, data,
-                     rate, stop, jit_compile, verbose, backup_every_steps):
-    """Builds, compiles and fits inside the strategy; saves the model and metrics."""
+def _train_in_folder(info, task, run, run_config, distribution, data, rate, stop, jit_compile,
+                     verbose, backup_every_steps, chief):
+    """Builds, compiles and fits inside the strategy; saves the model and metrics.
+
+    Only the chief writes the run folder; other workers train alongside it.
+    """
     keras.utils.set_random_seed(run_config["seed"])
     previous_policy = keras.mixed_precision.dtype_policy()
     keras.mixed_precision.set_dtype_policy(run_config["precision"] or "float32")
     try:
-        with distribution.scope():
-            net = build_for_data(info, bundle, run_config["config"],
+        with distribution.scope():  # variables are made once, on every replica
+            net = build_for_data(info, data.bundle, run_config["config"],
                                  **run_config["model_overrides"])
-            task.compile(net, info, bundle, _optimizer_factory(run_config["optimizer"], rate),
-                         jit_compile, augmentation)
-        chief = is_chief(distribution)
-        run.create()
-        if chief:
-            run.write_json(run.config_json, run_config)
-        started = time.time()
-        history = _fit(net, info, task, bundle, run, *data, run_config["epochs"],
-                       backup_every_steps, verbose, chief, stop)
-        seconds = time.time() - started
+            task.compile(net, info, data.bundle,
+                         _optimizer_factory(run_config["optimizer"], rate), jit_compile,
+                         data.augmentation, run_config["steps_per_execution"])
+        with fitting_scope(distribution):
+            if chief:
+                run.create()
+                run.write_json(run.config_json, run_config)
+            started = time.time()
+            history = _fit(net, info, task, run, data, backup_every_steps, verbose, chief, stop)
+            seconds = time.time() - started
+            metrics = evaluate_model(net, data.bundle, run_config["batch_size"],
+                                     augmentation=data.augmentation)
     finally:
         keras.mixed_precision.set_dtype_policy(previous_policy)
-    metrics = evaluate_model(net, bundle, run_config["batch_size"], augmentation=augmentation)
     if chief:
         run.save_model(net)
         run.write_json(run.metrics_json, {**metrics, "train_seconds": seconds})
-    shutil.rmtree(run.backup_dir, ignore_errors=True)  # finished: nothing left to resume
+        shutil.rmtree(run.backup_dir, ignore_errors=True)  # finished: nothing left to resume
     return Run(path=run.path, model=net, history=history, metrics=metrics, seconds=seconds)
 
 
+def _enable_determinism():
+    """The same command gives the same weights (TensorFlow's op determinism).
+
+    Seeds are set by ``train`` itself. JAX on the CPU is deterministic already.
+    """
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        tf.config.experimental.enable_op_determinism()
+
+
 @contextlib.contextmanager
-def _cleaned_up_on_failure(run, run_config):
+def _cleaned_up_on_failure(run, run_config, chief=True):
     """Leaves a failed run either resumable or as if it had never started.
 
     A run that fails before it has a backup to resume from (before its
     first epoch ends) removes everything it wrote. A later failure keeps the
-    folder, whose backup resumes it, and its message says how.
+    folder, whose backup resumes it, and its message says how. Non-chief
+    workers wrote nothing, and remove nothing.
     """
     existed = set(os.listdir(run.path)) if os.path.isdir(run.path) else None
     try:
         yield
     except BaseException as error:
         if not RunBackup.exists(run.backup_dir):
-            _remove_new_files(run.path, existed)
+            if chief:
+                _remove_new_files(run.path, existed)
+            lost = lost_worker_message(error)
+            if lost:
+                raise KCCError(lost) from error
             raise
         if isinstance(error, Interrupted) or not isinstance(error, Exception):
             raise
@@ -178,6 +219,9 @@ def _failure(error):
     """What went wrong, in a few words, for a run that keeps its backup."""
     if isinstance(error, KCCError):
         return str(error)
+    lost = lost_worker_message(error)
+    if lost:
+        return lost
     if isinstance(error, OSError) and error.errno == errno.ENOSPC:
         return "disk full while training; the last backup is intact; free some space"
     reason = " ".join(str(error).split())[:300]
@@ -193,10 +237,12 @@ def _remove_new_files(path, existed):
         shutil.rmtree(target) if os.path.isdir(target) else os.remove(target)
 
 
-def _check_arguments(info, precision, epochs, config, batch_size, learning_rate):
+def _check_arguments(info, precision, epochs, config, batch_size, learning_rate,
+                     steps_per_execution=1):
     if precision not in PRECISIONS:
         raise KCCError(f"precision must be one of {PRECISIONS}, got {precision!r}")
-    for name, value in (("epochs", epochs), ("batch_size", batch_size)):
+    for name, value in (("epochs", epochs), ("batch_size", batch_size),
+                        ("steps_per_execution", steps_per_execution)):
         if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
             raise KCCError(f"{name} must be a positive integer, got {value!r}")
     if not callable(learning_rate) and not (isinstance(learning_rate, int | float)
@@ -289,24 +335,29 @@ def _optimizer_factory(name, learning_rate):
     return make_optimizer
 
 
-def _pipelines(bundle, batch_size, augmentation, seed):
-    """The training and validation pipelines.
+class _Data:
+    """A run's data: the training stream from any step, and the validation pipeline.
 
-    Training drops the last partial batch: a smaller final batch would be
-    traced as a second training step and would skew BatchNorm statistics.
+    Training drops each epoch's last partial batch: a smaller final batch
+    would be traced as a second training step and would skew BatchNorm
+    statistics.
     """
-    target_map = augmentation.target_map if augmentation is not None else None
-    train_data = pipeline(bundle.train, batch_size, True, augmentation, seed,
-                          drop_remainder=True, target_map=target_map)
-    val_data = pipeline(bundle.val, batch_size, target_map=target_map)
-    return _distributable(train_data), _distributable(val_data)
 
+    def __init__(self, bundle, batch_size, epochs, augmentation, seed, steps_per_execution):
+        self.bundle, self.augmentation = bundle, augmentation
+        self.epochs = epochs
+        self._stream = dict(dataset=bundle.train, batch_size=batch_size, epochs=epochs,
+                            augment=augmentation, seed=seed,
+                            target_map=augmentation.target_map if augmentation else None,
+                            steps_multiple=steps_per_execution)
+        self.steps = epoch_steps(bundle.train, batch_size, steps_per_execution)
+        self.validation = _distributable(pipeline(bundle.val, batch_size,
+                                                  target_map=self._stream["target_map"]))
 
-def _steps_per_epoch(train_data):
-    steps = int(train_data.cardinality())
-    if steps == 0:
-        raise KCCError("batch_size is larger than the training split; choose a smaller one")
-    return steps if steps > 0 else None
+    def training(self, start_step):
+        """The training batches from global step ``start_step`` to the end of the run."""
+        stream, _ = training_stream(**self._stream, start_step=start_step)
+        return _distributable(stream)
 
 
 def learning_rate_over_run(learning_rate, schedule, epochs, steps_per_epoch, warmup_epochs=0):
@@ -331,16 +382,45 @@ def learning_rate_over_run(learning_rate, schedule, epochs, steps_per_epoch, war
     return schedules.get(schedule, warmup_steps=warmup, **arguments[schedule])
 
 
-def _fit(net, info, task, bundle, run, train_data, val_data, epochs, backup_every_steps,
-         verbose, chief, stop):
+def _fit(net, info, task, run, data, backup_every_steps, verbose, chief, stop):
+    """``model.fit`` from the backup's step (or the start) to the last epoch.
+
+    A run resumed mid-epoch first finishes that epoch (a ``fit`` of its
+    remaining steps), then fits the epochs after it, so every epoch sees the
+    batches it would have seen without the interruption.
+    """
     if info.training == "memorize":
-        net.memorize(*bundle.arrays["train"])
+        net.memorize(*data.bundle.arrays["train"])
         return {}
-    golden = bundle.golden_examples(4)
-    callbacks = run_callbacks.standard_callbacks(run, task, golden, backup_every_steps, chief,
-                                                 graceful_stop=stop)
-    history = net.fit(train_data, validation_data=val_data, epochs=epochs, callbacks=callbacks,
-                      verbose=verbose, shuffle=False)  # the pipeline shuffles
+    epoch, done = resume_point(run.backup_dir)
+    if done >= data.steps:  # backed up on the last step of an epoch
+        epoch, done = epoch + 1, 0
+    history = {}
+    if done:
+        history = _fit_epochs(net, task, run, data, epoch, epoch + 1, done,
+                              backup_every_steps, verbose, chief, stop, restores=True)
+        epoch += 1
+    if epoch < data.epochs:
+        later = _fit_epochs(net, task, run, data, epoch, data.epochs, 0, backup_every_steps,
+                            verbose, chief, stop, restores=not done)
+        history = {key: history.get(key, []) + values for key, values in later.items()}
+    return history
+
+
+def _fit_epochs(net, task, run, data, first, end, done, backup_every_steps, verbose, chief,
+                stop, restores):
+    """Fits epochs ``first`` to ``end - 1``, the first of them from its step ``done``.
+
+    ``restores``: the backup (if any) is loaded first; False when this
+    process has just trained up to here.
+    """
+    callbacks = run_callbacks.standard_callbacks(
+        run, task, data.bundle.golden_examples(4), backup_every_steps, chief,
+        graceful_stop=stop, steps_done=done, restores=restores)
+    steps = data.steps - done
+    history = net.fit(data.training(first * data.steps + done), steps_per_epoch=steps,
+                      validation_data=data.validation, initial_epoch=first, epochs=end,
+                      callbacks=callbacks, verbose=verbose, shuffle=False)
     guard = next(c for c in callbacks if isinstance(c, run_callbacks.StopOnNonFiniteLoss))
     if guard.stopped_at is not None:
         epoch, batch, loss = guard.stopped_at
