@@ -111,6 +111,12 @@ LECTURES = (
          modules=(("export", "keras_cv_course.export.export"),
                   ("Deploy to a phone or board", "deploy.md")),
          tutorial="09_export_and_deployment.py", exports=True),
+    dict(number=11, lecture="Visualizing and understanding",
+         topics="first-layer filters; maximally activating patches; saliency, SmoothGrad, "
+                "guided backprop, Grad-CAM, occlusion; sanity checks; class visualisation; "
+                "feature inversion; adversarial examples; DeepDream; style transfer",
+         modules=(("understanding", "api/understanding.md"),),
+         tutorial="11_visualizing_and_understanding.py", families=("resnet", "mlp")),
 )
 
 

@@ -10,6 +10,9 @@
     kcc export RUN --quantize fp16|dynamic|int8|int8-io|16x8|qat|prune|cluster
     kcc bench RUN [--runs N]
     kcc predict RUN IMAGE... [--out DIR] [--artifact FILE]
+    kcc explain RUN IMAGE... --method saliency|smoothgrad|guided|gradcam|guided_gradcam|occlusion
+    kcc dream RUN IMAGE --out PNG
+    kcc stylize IMAGE --style STYLE_IMAGE --out PNG   (or --network NET.keras)
     kcc quickstart [--task T]
 
 The CLI only parses arguments and prints; the library does the work.
@@ -161,6 +164,9 @@ def build_parser():
                        "uninterrupted one")
     train.add_argument("--steps-per-execution", type=positive_int, default=1, metavar="N",
                        help="training steps per compiled call")
+    train.add_argument("--cache", metavar="memory|DIR",
+                       help="keep decoded examples after the first epoch, in memory or in "
+                       "files under DIR (TFDS and folder data decode once)")
     train.add_argument("--precision", choices=["float32", "mixed_float16", "mixed_bfloat16"])
     train.add_argument("--jit-compile", choices=["auto", "true", "false"], default="auto")
     train.add_argument("--image-size", type=image_side, nargs=2, metavar=("H", "W"))
@@ -225,6 +231,8 @@ def build_parser():
                          "to run instead of the Keras model")
     predict.set_defaults(handler=cmd_predict)
 
+    _add_understanding_commands(commands)
+
     quickstart = commands.add_parser("quickstart",
                                      help="a task's main job: train, export, verify")
     quickstart.add_argument("--out")
@@ -277,6 +285,7 @@ def cmd_train(args):
                 backup_every_steps=args.backup_every_steps, skip_bad_images=args.skip_bad_images,
                 workers=args.workers, task_index=args.task_index,
                 deterministic=args.deterministic, steps_per_execution=args.steps_per_execution,
+                cache=args.cache,
                 **parse_overrides(args.set))
     print(f"run folder: {run.path}")
     _print_metrics(run.metrics, args.model)
@@ -359,6 +368,67 @@ def cmd_predict(args):
         print(f"{path}: {'; '.join(lines)}")
     if args.out:
         print(f"pictures: {args.out}")
+
+
+def _add_understanding_commands(commands):
+    from keras_cv_course.understanding import EXPLAIN_METHODS
+
+    explain = commands.add_parser("explain", help="saliency, Grad-CAM and other maps of a "
+                                  "classifier's decision, as PNGs")
+    explain.add_argument("run", help="run folder or .keras classifier")
+    explain.add_argument("images", nargs="+", metavar="IMAGE")
+    explain.add_argument("--method", choices=list(EXPLAIN_METHODS), default="saliency")
+    explain.add_argument("--class-index", type=int, metavar="K",
+                         help="the class to explain (default: the predicted one)")
+    explain.add_argument("--out", default="explain", help="folder for the PNGs")
+    explain.set_defaults(handler=cmd_explain)
+
+    dream = commands.add_parser("dream", help="DeepDream an image with a classifier")
+    dream.add_argument("run", help="run folder or .keras classifier")
+    dream.add_argument("image")
+    dream.add_argument("--out", required=True, help="the PNG to write")
+    dream.add_argument("--layers", help="comma-separated layer names (default: the last two "
+                       "feature maps)")
+    dream.add_argument("--octaves", type=positive_int, default=3)
+    dream.add_argument("--steps", type=positive_int, default=10, help="steps per octave")
+    dream.set_defaults(handler=cmd_dream)
+
+    stylize = commands.add_parser("stylize", help="neural style transfer of a photo")
+    stylize.add_argument("image")
+    stylize.add_argument("--out", required=True, help="the PNG to write")
+    stylize.add_argument("--style", help="style image: optimise the photo (Gatys et al.)")
+    stylize.add_argument("--network", help="a trained feed-forward network, .keras "
+                         "(Johnson et al.)")
+    stylize.add_argument("--size", type=image_side, default=256)
+    stylize.add_argument("--steps", type=positive_int, default=200)
+    stylize.add_argument("--vgg-weights", help="ImageNet VGG-16 weights for the perceptual "
+                         "features: 'imagenet' or a .weights.h5 file (default: random init)")
+    stylize.set_defaults(handler=cmd_stylize)
+
+
+def cmd_explain(args):
+    from keras_cv_course.understanding.commands import explain
+
+    for path, name, probability in explain(args.run, args.images, args.method, args.out,
+                                           args.class_index):
+        print(f"{path}: {args.method} of {name} (p={probability:.3f})")
+
+
+def cmd_dream(args):
+    from keras_cv_course.understanding.commands import dream
+
+    layers = args.layers.split(",") if args.layers else None
+    dream(args.run, args.image, args.out, layers, args.octaves, args.steps)
+    print(f"written: {args.out}")
+
+
+def cmd_stylize(args):
+    from keras_cv_course.understanding.commands import stylize
+
+    _, note = stylize(args.image, args.out, args.style, args.network, args.size, args.steps,
+                      args.vgg_weights)
+    print(note)
+    print(f"written: {args.out}")
 
 
 def cmd_quickstart(args):

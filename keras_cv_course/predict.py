@@ -42,7 +42,7 @@ def predict(source, image_paths, out_dir=None, artifact=None):
         KCCError: a bad image file, a bad source or artifact, or an output
             folder that cannot be written.
     """
-    model, task, image_shape, class_names = _open_source(source, artifact is not None)
+    model, task, image_shape, class_names = open_source(source, artifact is not None)
     images = [read_image(path, image_shape) for path in image_paths]
     run = _runner(artifact) if artifact else _keras_runner(model, task)
     results = []
@@ -76,7 +76,7 @@ def read_image(path, image_shape):
     return array.reshape(height, width, channels)
 
 
-def _open_source(source, need_no_model):
+def open_source(source, need_no_model):
     """``(model or None, task, (H, W, C), class names)`` of a run folder or ``.keras`` file."""
     from keras_cv_course import applications, specs
     from keras_cv_course.export.api import GENERIC_TASK

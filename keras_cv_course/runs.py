@@ -79,7 +79,8 @@ def resume_command(config, path):
     optional = {"--schedule": config.get("schedule"), "--augment": config.get("augment"),
                 "--precision": config.get("precision"),
                 "--warmup-epochs": config.get("warmup_epochs") or None,
-                "--workers": config.get("workers"), "--task-index": config.get("task_index"),
+                "--workers": config.get("workers"), "--cache": config.get("cache"),
+                "--task-index": config.get("task_index"),
                 "--steps-per-execution": (config.get("steps_per_execution")
                                           if config.get("steps_per_execution", 1) > 1 else None)}
     words += [word for flag, value in optional.items() if value is not None

@@ -1,5 +1,6 @@
 """The ``kcc`` command: each subcommand, and one-line errors without tracebacks."""
 
+import json
 import os
 import subprocess
 import sys
@@ -25,8 +26,10 @@ def test_models_table(capsys):
 def test_train_evaluate_export_round_trip(tmp_path, capsys):
     run = str(tmp_path / "run")
     assert main(["train", "mlp", "--data", "digits", "--epochs", "2", "--out", run,
-                 "--set", "hidden_units=16", "--strategy", "default"]) == 0
+                 "--set", "hidden_units=16", "--strategy", "default", "--cache", "memory"]) == 0
     assert "test metrics: accuracy=" in capsys.readouterr().out
+    with open(os.path.join(run, "config.json")) as file:
+        assert json.load(file)["cache"] == "memory"
     assert main(["evaluate", run]) == 0
     assert "accuracy=" in capsys.readouterr().out
     assert main(["export", run, "--formats", "tflite", "onnx"]) == 0
@@ -43,6 +46,8 @@ def test_train_evaluate_export_round_trip(tmp_path, capsys):
     (["train", "mlp", "--data", "digits", "--set", "oops"], "--set expects KEY=VALUE"),
     (["train", "mlp", "--data", "digits", "--set", "input_shape=(8,8,3)"],
      "does not match the data's shape (8, 8, 1)"),
+    (["train", "mlp", "--data", "digits", "--cache", __file__],
+     "cache must be 'memory' or a folder"),
     (["evaluate", "/no/such/run"], "not a run folder"),
     (["export", "/no/such/model.keras"], "model file not found"),
     (["models", "--task", "clasification"], "unknown task 'clasification'"),

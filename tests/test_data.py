@@ -140,3 +140,20 @@ def test_datasheets_answer_the_questions(name):
     for section in ("Motivation", "Composition", "Collection process", "Preprocessing",
                     "Uses", "Distribution", "Maintenance"):
         assert f"## {section}" in text
+
+
+def test_cached_bundle_reads_the_same_examples(tmp_path):
+    """``--cache``: in memory or in files, each split is filled once and reads alike."""
+    bundle = load_dataset("digits", image_size=(8, 8))
+    in_memory = bundle.cached("memory")
+    in_files = bundle.cached(str(tmp_path / "cache"))
+    written = sorted(os.listdir(tmp_path / "cache"))
+    assert [name for name in written if name.endswith(".index")] == [
+        f"digits-classification-8x8x1-{split}.index" for split in ("test", "train", "val")]
+    for cached in (in_memory, in_files):
+        for split in ("train", "test"):
+            expected = [x.numpy() for x, _ in getattr(bundle, split)]
+            assert np.array_equal([x.numpy() for x, _ in getattr(cached, split)], expected)
+    assert bundle.cached(None) is bundle
+    with pytest.raises(KCCError, match="cache must be 'memory' or a folder"):
+        bundle.cached(str(tmp_path / "cache" / written[0]))

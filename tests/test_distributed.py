@@ -107,8 +107,8 @@ def test_jax_data_parallel_over_two_devices_equals_one_device(tmp_path):
            "XLA_FLAGS": "--xla_force_host_platform_device_count=2"}
     finished = {}
     for strategy in ("default", "auto"):  # auto: DataParallel over both devices
-        # Batch augmentation runs in tf.data, where keras.ops would call JAX: none here.
-        result = run(kcc_train(tmp_path / strategy, strategy=strategy, augment="none",
+        # The augmentation runs eagerly on JAX, through tf.numpy_function (bundle.backend_map).
+        result = run(kcc_train(tmp_path / strategy, strategy=strategy, augment="standard",
                                driver=["--weights-out", str(tmp_path / f"{strategy}.npz")]),
                      env=env)
         assert result.returncode == 0, result.stderr[-3000:]

@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
 API = DOCS / "api"
 TUTORIALS = ROOT / "tutorials"
-DOCUMENTED_PACKAGES = ("applications", "training", "export", "data")
+DOCUMENTED_PACKAGES = ("applications", "training", "export", "data", "understanding")
 TUTORIAL_GLOB = "[0-9][0-9]_*.py"
 
 

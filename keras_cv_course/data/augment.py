@@ -34,6 +34,7 @@ Example:
 
 import keras
 from keras import ops
+from keras.src.backend import random_seed_dtype
 
 from keras_cv_course.errors import KCCError, unknown_name_error
 
@@ -262,7 +263,8 @@ class BatchSeed(keras.random.SeedGenerator):
         if self._draws >= self.DRAWS_PER_BATCH:
             raise KCCError(f"an augmentation drew more than {self.DRAWS_PER_BATCH} times "
                            "from one BatchSeed")
-        return ops.stack([self._seed, self._step * self.DRAWS_PER_BATCH + self._draws])
+        seed = ops.stack([self._seed, self._step * self.DRAWS_PER_BATCH + self._draws])
+        return ops.cast(seed, random_seed_dtype())  # uint32 on JAX, int64 on TensorFlow
 
 
 POLICIES = ("none", "standard", "mixup", "cutmix")

@@ -19,6 +19,7 @@ padding of variable-length targets, and prefetching.
 
 import dataclasses
 import functools
+import os
 
 import numpy as np
 import tensorflow as tf
@@ -90,6 +91,40 @@ class DataBundle:
         return cls(name=name, task=task, num_classes=int(num_classes),
                    class_names=tuple(class_names), arrays=checked,
                    attributes=_check_attributes(name, attributes, checked), **datasets)
+
+    def cached(self, where):
+        """This bundle with each split cached after it is read and decoded.
+
+        A ``tf.data`` cache makes every epoch after the first read decoded
+        examples instead of files. The cache is filled here, by one full
+        pass over each split, because a cache that an epoch leaves part-read
+        (training drops the last partial batch) is thrown away.
+
+        Args:
+            where: ``None`` (no cache), ``"memory"``, or a folder for cache
+                files. Files are named by dataset, task, image shape and
+                split, so a resumed run reuses them.
+
+        Raises:
+            KCCError: ``where`` is a file, not a folder.
+        """
+        if where is None:
+            return self
+        if where != "memory":
+            if os.path.isfile(where):
+                raise KCCError(f"cache must be 'memory' or a folder, got the file {where!r}")
+            os.makedirs(where, exist_ok=True)
+        shape = "x".join(str(side) for side in self.image_shape)
+        prefix = f"{self.name.replace(os.sep, '_').replace(':', '_')}-{self.task}-{shape}"
+
+        def cache(split, key):
+            cached = split.cache() if where == "memory" else split.cache(
+                os.path.join(where, f"{prefix}-{key}"))
+            cached.reduce(tf.constant(0, tf.int64), lambda count, _: count + 1)
+            return cached
+
+        return dataclasses.replace(self, train=cache(self.train, "train"),
+                                   val=cache(self.val, "val"), test=cache(self.test, "test"))
 
     @property
     def _task(self):
@@ -241,11 +276,10 @@ def training_stream(dataset, batch_size, epochs, augment=None, seed=0, shuffle_b
     stream = functools.reduce(lambda head, tail: head.concatenate(tail),
                               [one_epoch(epoch) for epoch in range(first_epoch, epochs)])
     if target_map is not None:
-        stream = stream.map(lambda inputs, targets: (inputs, target_map(targets)))
+        stream = backend_map(stream, lambda inputs, targets: (inputs, target_map(targets)))
     stream = stream.enumerate(first_epoch * steps).skip(start_step - first_epoch * steps)
     if augment is not None:
-        stream = stream.map(lambda step, batch: _augmented(augment, batch, seed, step),
-                            num_parallel_calls=tf.data.AUTOTUNE)
+        stream = backend_map(stream, lambda step, batch: _augmented(augment, batch, seed, step))
     else:
         stream = stream.map(lambda step, batch: batch)
     return stream.prefetch(tf.data.AUTOTUNE), steps
@@ -286,10 +320,46 @@ def _count(dataset):
 def _map_and_prefetch(dataset, augment, target_map):
     """Maps the targets, augments, prefetches."""
     if target_map is not None:
-        dataset = dataset.map(lambda inputs, targets: (inputs, target_map(targets)))
+        dataset = backend_map(dataset, lambda inputs, targets: (inputs, target_map(targets)))
     if augment is not None:
-        dataset = dataset.map(augment, num_parallel_calls=tf.data.AUTOTUNE)
+        dataset = backend_map(dataset, augment)
     return dataset.prefetch(tf.data.AUTOTUNE)
+
+
+def backend_map(dataset, function):
+    """``dataset.map(function)`` for a ``function`` written with ``keras.ops``.
+
+    On the TensorFlow backend ``keras.ops`` are TensorFlow ops, and the map is
+    traced into the ``tf.data`` graph as usual. On another backend (JAX)
+    they cannot run in that graph, so each element is handed to the function
+    as NumPy arrays through ``tf.numpy_function``, and the backend runs it
+    eagerly. The output's structure and dtypes come from one trial call on
+    zeros; its dimensions stay unknown to ``tf.data``.
+    """
+    import keras
+
+    if keras.backend.backend() == "tensorflow":
+        return dataset.map(function, num_parallel_calls=tf.data.AUTOTUNE)
+    element_spec = dataset.element_spec
+
+    def run(*arrays):
+        element = tf.nest.pack_sequence_as(element_spec, list(arrays))
+        output = function(*element) if isinstance(element, tuple) else function(element)
+        return output, [np.asarray(keras.ops.convert_to_numpy(part))
+                        for part in tf.nest.flatten(output)]
+
+    zeros = [np.zeros([size or 1 for size in spec.shape], spec.dtype.as_numpy_dtype)
+             for spec in tf.nest.flatten(element_spec)]
+    structure, trial = run(*zeros)
+
+    def mapped(*element):
+        flat = tf.numpy_function(lambda *arrays: run(*arrays)[1], tf.nest.flatten(element),
+                                 Tout=[tf.as_dtype(part.dtype) for part in trial])
+        for part, example in zip(flat, trial):
+            part.set_shape([None] * example.ndim)
+        return tf.nest.pack_sequence_as(structure, flat)
+
+    return dataset.map(mapped, num_parallel_calls=tf.data.AUTOTUNE)
 
 
 def _batch(dataset, batch_size, drop_remainder):

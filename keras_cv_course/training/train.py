@@ -63,7 +63,7 @@ def train(model, data, out=None, *, epochs=10, batch_size=32, learning_rate=1e-3
           image_size=None, channels=None, seed=0, backup_every_steps=None, verbose="auto",
           schedule=None, warmup_epochs=0, config="full", skip_bad_images=False,
           workers=None, task_index=None, deterministic=False, steps_per_execution=1,
-          **model_overrides):
+          cache=None, **model_overrides):
     """Trains a registered model on a dataset and writes a run folder.
 
     Args:
@@ -84,6 +84,9 @@ def train(model, data, out=None, *, epochs=10, batch_size=32, learning_rate=1e-3
             an uninterrupted one.
         steps_per_execution: training steps per compiled call; each epoch
             keeps a multiple of it.
+        cache: keep the decoded splits after their first read: ``"memory"``
+            or a folder of cache files (``DataBundle.cached``); ``None`` reads
+            the source every epoch.
         precision: ``None``/``"float32"``, ``"mixed_float16"`` or
             ``"mixed_bfloat16"``.
         jit_compile: passed to ``model.compile`` (``"auto"``, True, False).
@@ -122,6 +125,7 @@ def train(model, data, out=None, *, epochs=10, batch_size=32, learning_rate=1e-3
         _enable_determinism()
     bundle = data if isinstance(data, DataBundle) else load_dataset(
         data, info.task, image_size, channels, seed, skip_bad_images=skip_bad_images)
+    bundle = bundle.cached(_worker_cache(cache, task_index))
     task.check_data_task(bundle, info.name)
     augmentation = task.augmentation(augment, bundle, seed)
     data = _Data(bundle, batch_size, epochs, augmentation, seed, steps_per_execution)
@@ -133,7 +137,7 @@ def train(model, data, out=None, *, epochs=10, batch_size=32, learning_rate=1e-3
                       warmup_epochs=warmup_epochs, optimizer=optimizer, strategy=strategy,
                       precision=precision, seed=seed, workers=workers,
                       task_index=task_index, deterministic=deterministic,
-                      steps_per_execution=steps_per_execution,
+                      steps_per_execution=steps_per_execution, cache=cache,
                       augment=augmentation.name if augmentation else None,
                       class_names=list(bundle.class_names),
                       skipped_images=list(bundle.skipped_files), package_version=__version__)
@@ -142,6 +146,13 @@ def train(model, data, out=None, *, epochs=10, batch_size=32, learning_rate=1e-3
     with stop.installed(), _cleaned_up_on_failure(run, run_config, chief):
         return _train_in_folder(info, task, run, run_config, distribution, data, rate, stop,
                                 jit_compile, verbose, backup_every_steps, chief)
+
+
+def _worker_cache(cache, task_index):
+    """Each worker of a multi-worker run writes cache files of its own."""
+    if cache in (None, "memory") or task_index is None:
+        return cache
+    return os.path.join(cache, f"worker{task_index}")
 
 
 def _train_in_folder(info, task, run, run_config, distribution, data, rate, stop, jit_compile,

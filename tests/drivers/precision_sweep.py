@@ -7,7 +7,9 @@ each family (the variants of a family share every layer and differ only in
 widths and depths); ``--all`` takes every classifier, ``--models`` the ones
 named. Per model it builds the tiny config under the precision policy, compiles
 with ``jit_compile=True`` (JAX always compiles), trains one batch, and prints
-``OK name loss output-dtype`` or ``FAIL name reason``.
+``OK name loss output-dtype`` or ``FAIL name reason``. A model passes when
+its loss is finite, its weights changed and its predictions are float32
+(``common.PREDICTION_DTYPE``).
 """
 
 import argparse
@@ -71,7 +73,7 @@ def main():
             print(f"FAIL {name} {type(error).__name__}: {' '.join(str(error).split())[:300]}")
             failures += 1
             continue
-        ok = np.isfinite(loss) and changed
+        ok = np.isfinite(loss) and changed and dtype == "float32"
         failures += not ok
         print(f"{'OK' if ok else 'FAIL'} {name} loss={loss:.4f} updated={changed} "
               f"outputs={dtype} {time.perf_counter() - started:.1f}s", flush=True)

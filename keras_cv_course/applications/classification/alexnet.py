@@ -74,7 +74,8 @@ def fc_head(x, fc_units, classes, classifier_activation, dropout_rate):
     x = keras.layers.Dense(fc_units, activation="relu", name="fc1")(x)
     x = keras.layers.Dropout(dropout_rate, name="fc2_dropout")(x)
     x = keras.layers.Dense(fc_units, activation="relu", name="fc2")(x)
-    return keras.layers.Dense(classes, activation=classifier_activation, name="predictions")(x)
+    return keras.layers.Dense(classes, activation=classifier_activation, name="predictions",
+                           dtype=common.PREDICTION_DTYPE)(x)
 
 
 def AlexNet(

@@ -122,6 +122,13 @@ def model_inputs(image, input_tensor=None):
     return keras.utils.get_source_inputs(input_tensor)
 
 
+PREDICTION_DTYPE = "float32"
+"""The dtype of every classifier's last layer. Under a mixed-precision policy the
+network computes in float16 or bfloat16, but the predictions stay float32: the
+loss, the softmax and an exported model's outputs keep full precision (bfloat16
+has an 8-bit significand, so close logits would tie)."""
+
+
 def classifier_head(x, include_top, pooling, classes, classifier_activation,
                     dropout_rate=0.0, head_name="predictions"):
     """Global pooling and the final classifier, or the chosen feature pooling.
@@ -145,9 +152,8 @@ def classifier_head(x, include_top, pooling, classes, classifier_activation,
         x = keras.layers.GlobalAveragePooling2D(name="avg_pool")(x)
         if dropout_rate:
             x = keras.layers.Dropout(dropout_rate, name="top_dropout")(x)
-        return keras.layers.Dense(
-            classes, activation=classifier_activation, name=head_name
-        )(x)
+        return keras.layers.Dense(classes, activation=classifier_activation, name=head_name,
+                                  dtype=PREDICTION_DTYPE)(x)
     if pooling == "avg":
         return keras.layers.GlobalAveragePooling2D(name="avg_pool")(x)
     if pooling == "max":

@@ -115,7 +115,7 @@ def aux_head(x, classes, classifier_activation, name, conv_width=128, fc_units=1
     x = keras.layers.Dense(fc_units, activation="relu", name=f"{name}_fc1")(x)
     x = keras.layers.Dropout(0.7, name=f"{name}_dropout")(x)
     return keras.layers.Dense(classes, activation=classifier_activation,
-                              name=f"{name}_predictions")(x)
+                              name=f"{name}_predictions", dtype=common.PREDICTION_DTYPE)(x)
 
 
 def stem(x, scale, pyramid):

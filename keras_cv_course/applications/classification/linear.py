@@ -48,7 +48,8 @@ def LinearClassifier(
     """
     image = common.image_input(input_tensor, input_shape)
     x = keras.layers.Flatten(name="flatten")(image)  # (batch, H*W*C)
-    x = keras.layers.Dense(classes, activation=classifier_activation, name="predictions")(x)
+    x = keras.layers.Dense(classes, activation=classifier_activation, name="predictions",
+                           dtype=common.PREDICTION_DTYPE)(x)
     return keras.Model(common.model_inputs(image, input_tensor), x, name=name)
 
 
@@ -73,7 +74,8 @@ def TwoLayerNet(
     image = common.image_input(input_tensor, input_shape)
     x = keras.layers.Flatten(name="flatten")(image)
     x = keras.layers.Dense(hidden_units, activation="relu", name="hidden")(x)
-    x = keras.layers.Dense(classes, activation=classifier_activation, name="predictions")(x)
+    x = keras.layers.Dense(classes, activation=classifier_activation, name="predictions",
+                           dtype=common.PREDICTION_DTYPE)(x)
     return keras.Model(common.model_inputs(image, input_tensor), x, name=name)
 
 

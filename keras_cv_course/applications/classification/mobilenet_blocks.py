@@ -162,7 +162,8 @@ def conv_classifier(x, classes, classifier_activation, dropout_rate, hidden_chan
         x = keras.layers.Dropout(dropout_rate, name="top_dropout")(x)
     x = keras.layers.Conv2D(classes, 1, name="logits")(x)  # (batch, 1, 1, classes)
     x = keras.layers.Flatten(name="flatten")(x)
-    return keras.layers.Activation(classifier_activation, name="predictions")(x)
+    return keras.layers.Activation(classifier_activation, name="predictions",
+                                   dtype=common.PREDICTION_DTYPE)(x)
 
 
 def check_pooling(pooling):

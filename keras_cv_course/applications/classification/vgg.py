@@ -85,7 +85,8 @@ def fc_head(x, fc_units, classes, classifier_activation, dropout_rate):
     x = keras.layers.Dropout(dropout_rate, name="fc1_dropout")(x)
     x = keras.layers.Dense(fc_units, activation="relu", name="fc2")(x)
     x = keras.layers.Dropout(dropout_rate, name="fc2_dropout")(x)
-    return keras.layers.Dense(classes, activation=classifier_activation, name="predictions")(x)
+    return keras.layers.Dense(classes, activation=classifier_activation, name="predictions",
+                           dtype=common.PREDICTION_DTYPE)(x)
 
 
 def VGG(

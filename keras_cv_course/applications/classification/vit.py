@@ -209,7 +209,8 @@ def VisionTransformer(
     if include_top:
         if int(classes) < 1:
             raise KCCError(f"classes must be a positive integer, got {classes!r}")
-        x = keras.layers.Dense(classes, activation=classifier_activation, name="predictions")(x)
+        x = keras.layers.Dense(classes, activation=classifier_activation, name="predictions",
+                           dtype=common.PREDICTION_DTYPE)(x)
     model = keras.Model(common.model_inputs(image, input_tensor), x, name=name or "vit")
     return common.load_weights(record_levels(model, levels), weights)
 
