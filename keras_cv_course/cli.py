@@ -387,8 +387,8 @@ def _add_understanding_commands(commands):
     dream.add_argument("run", help="run folder or .keras classifier")
     dream.add_argument("image")
     dream.add_argument("--out", required=True, help="the PNG to write")
-    dream.add_argument("--layers", help="comma-separated layer names (default: the last two "
-                       "feature maps)")
+    dream.add_argument("--layers", help="comma-separated layer names (default: the last "
+                       "feature map)")
     dream.add_argument("--octaves", type=positive_int, default=3)
     dream.add_argument("--steps", type=positive_int, default=10, help="steps per octave")
     dream.set_defaults(handler=cmd_dream)

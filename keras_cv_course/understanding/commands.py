@@ -61,14 +61,16 @@ def dream(source, image_path, out_path, layer_names=None, octaves=3, steps_per_o
           step_size=0.01, seed=0):
     """DeepDream on one image; writes the dreamed image as a PNG.
 
-    ``layer_names`` defaults to the model's last two layers with a
-    ``(batch, height, width, channels)`` output.
+    ``layer_names`` defaults to the model's last layer with a
+    ``(batch, height, width, channels)`` output (``attribution.last_spatial_layer``).
 
     Returns:
         The dreamed ``(H, W, C)`` image in [0, 1].
     """
     model, _, images = _classifier_and_images(source, [image_path])
-    layer_names = layer_names or _last_feature_layers(model, 2)
+    from keras_cv_course.understanding.attribution import last_spatial_layer
+
+    layer_names = layer_names or [last_spatial_layer(model)]
     from keras_cv_course.understanding.dream import deep_dream
 
     dreamed = deep_dream(model, images[0], layer_names, octaves=octaves,
@@ -148,14 +150,6 @@ def _classes(probabilities, class_index):
 
 def _probability(row, label):
     return float(row[label])
-
-
-def _last_feature_layers(model, count):
-    spatial = [layer.name for layer in model.layers
-               if len(getattr(layer, "output", None).shape or ()) == 4]
-    if not spatial:
-        raise KCCError(f"model {model.name!r} has no layer with a (batch, H, W, C) output")
-    return spatial[-count:]
 
 
 def _stem(path):

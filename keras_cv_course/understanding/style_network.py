@@ -45,6 +45,7 @@ import numpy as np
 from keras import ops
 
 from keras_cv_course.errors import KCCError
+from keras_cv_course.layers.normalization import InstanceNorm
 from keras_cv_course.understanding import style
 from keras_cv_course.understanding.style_features import CONTENT_LAYER
 
@@ -99,33 +100,6 @@ class NearestUpsampling2D(keras.layers.Layer):
         return (batch, height and 2 * height, width and 2 * width, channels)
 
 
-@keras.saving.register_keras_serializable(package="keras_cv_course")
-class InstanceNormalization(keras.layers.Layer):
-    """Normalises each example's channels over height and width, then scales and shifts.
-
-    ``y = gamma * (x - mean_hw) / sqrt(var_hw + epsilon) + beta`` with the
-    biased variance, as ``torch.nn.InstanceNorm2d(affine=True)``.
-    """
-
-    def __init__(self, epsilon=INSTANCE_NORM_EPSILON, **kwargs):
-        super().__init__(**kwargs)
-        self.epsilon = float(epsilon)
-
-    def build(self, input_shape):
-        channels = input_shape[-1]
-        self.gamma = self.add_weight(shape=(channels,), initializer="ones", name="gamma")
-        self.beta = self.add_weight(shape=(channels,), initializer="zeros", name="beta")
-
-    def call(self, inputs):
-        mean = ops.mean(inputs, axis=(1, 2), keepdims=True)
-        variance = ops.mean(ops.square(inputs - mean), axis=(1, 2), keepdims=True)
-        normalised = (inputs - mean) * ops.rsqrt(variance + self.epsilon)
-        return normalised * self.gamma + self.beta
-
-    def get_config(self):
-        return {**super().get_config(), "epsilon": self.epsilon}
-
-
 def conv_layer(x, filters, kernel_size, strides, name):
     """Reflection padding of ``kernel_size // 2``, then a valid convolution with bias."""
     x = ReflectionPad2D(kernel_size // 2, name=f"{name}_pad")(x)
@@ -137,7 +111,7 @@ def conv_norm_relu(x, filters, kernel_size, strides, name, upsample=False):
     if upsample:
         x = NearestUpsampling2D(name=f"{name}_up")(x)
     x = conv_layer(x, filters, kernel_size, strides, name)
-    x = InstanceNormalization(name=f"{name}_in")(x)
+    x = InstanceNorm(epsilon=INSTANCE_NORM_EPSILON, name=f"{name}_in")(x)
     return keras.layers.ReLU(name=f"{name}_relu")(x)
 
 
@@ -146,7 +120,7 @@ def residual_block(x, name):
     channels = x.shape[-1]
     y = conv_norm_relu(x, channels, 3, 1, f"{name}_conv1")
     y = conv_layer(y, channels, 3, 1, f"{name}_conv2")
-    y = InstanceNormalization(name=f"{name}_conv2_in")(y)
+    y = InstanceNorm(epsilon=INSTANCE_NORM_EPSILON, name=f"{name}_conv2_in")(y)
     return keras.layers.Add(name=f"{name}_add")([x, y])
 
 
