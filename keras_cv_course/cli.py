@@ -176,6 +176,11 @@ def build_parser():
                        "(config.json lists them) instead of stopping")
     train.add_argument("--augment", help="batch augmentation policy of the model's task "
                        "(classification: standard, mixup, cutmix; segmentation: flip)")
+    train.add_argument("--adversarial-epsilon", type=positive_float, metavar="EPS",
+                       help="PGD adversarial training (Madry et al.) at this L-infinity "
+                       "radius, for pixels in [0, 1]")
+    train.add_argument("--adversarial-steps", type=positive_int, default=7, metavar="N",
+                       help="PGD steps per training batch")
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--backup-every-steps", type=positive_int)
     train.add_argument("--out", help="run folder (default runs/MODEL-TIME)")
@@ -285,7 +290,8 @@ def cmd_train(args):
                 backup_every_steps=args.backup_every_steps, skip_bad_images=args.skip_bad_images,
                 workers=args.workers, task_index=args.task_index,
                 deterministic=args.deterministic, steps_per_execution=args.steps_per_execution,
-                cache=args.cache,
+                cache=args.cache, adversarial_epsilon=args.adversarial_epsilon,
+                adversarial_steps=args.adversarial_steps,
                 **parse_overrides(args.set))
     print(f"run folder: {run.path}")
     _print_metrics(run.metrics, args.model)
@@ -401,8 +407,10 @@ def _add_understanding_commands(commands):
                          "(Johnson et al.)")
     stylize.add_argument("--size", type=image_side, default=256)
     stylize.add_argument("--steps", type=positive_int, default=200)
-    stylize.add_argument("--vgg-weights", help="ImageNet VGG-16 weights for the perceptual "
-                         "features: 'imagenet' or a .weights.h5 file (default: random init)")
+    stylize.add_argument("--vgg-weights", default="auto", help="VGG-16 weights of the "
+                         "perceptual features: auto (ImageNet if in the Keras cache, else the "
+                         "project's, trained once on shapes), project, imagenet, random, or a "
+                         ".weights.h5 file")
     stylize.set_defaults(handler=cmd_stylize)
 
 

@@ -81,6 +81,8 @@ def resume_command(config, path):
                 "--warmup-epochs": config.get("warmup_epochs") or None,
                 "--workers": config.get("workers"), "--cache": config.get("cache"),
                 "--task-index": config.get("task_index"),
+                "--adversarial-epsilon": config.get("adversarial_epsilon"),
+                "--adversarial-steps": config.get("adversarial_steps"),
                 "--steps-per-execution": (config.get("steps_per_execution")
                                           if config.get("steps_per_execution", 1) > 1 else None)}
     words += [word for flag, value in optional.items() if value is not None

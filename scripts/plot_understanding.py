@@ -23,6 +23,7 @@ import os
 import pathlib
 import sys
 import tempfile
+import textwrap
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
@@ -148,6 +149,9 @@ def plot_synthesis(model, images, labels, path):
     save(figure, path)
 
 
+CONTENT_WEIGHT = 20.0  # with the shapes-trained VGG, the default 1.0 lets style drown content
+
+
 def plot_style(path, size=96):
     extractor, description = style_features.perceptual_extractor()
     print(description)
@@ -155,13 +159,15 @@ def plot_style(path, size=96):
     pattern = style_network.style_image(size)
     gatys, _ = style.stylize_by_optimisation(photos[0], pattern, extractor, steps=100)
     network, _ = style_network.train_style_network(pattern, photos, extractor, epochs=20,
-                                                   batch_size=2, image_size=size)
+                                                   batch_size=2, image_size=size,
+                                                   content_weight=CONTENT_WEIGHT)
     fast = network.predict(photos[:1], verbose=0)[0]
     figure, axes = plt.subplots(1, 4, figsize=(9, 2.8))
     for axis, image, title in zip(axes, (photos[0], pattern, gatys, fast),
                                   ("content", "style", "Gatys et al.", "Johnson et al.")):
         show(axis, image, title)
-    figure.suptitle(description, fontsize=8)
+    home = os.path.expanduser("~")
+    figure.suptitle(textwrap.fill(description.replace(home, "~"), 130), fontsize=7)
     save(figure, path)
 
 
@@ -176,8 +182,13 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default=str(ROOT / "docs" / "figures"))
     parser.add_argument("--epochs", type=int, default=10)
+    parser.add_argument("--style-only", action="store_true",
+                        help="draw only the style-transfer figure")
     args = parser.parse_args()
     os.makedirs(args.out, exist_ok=True)
+    if args.style_only:
+        plot_style(pathlib.Path(args.out) / "understanding_style.png")
+        return
     folder = tempfile.mkdtemp(prefix="understanding-")
     shapes_model, shapes, _, shape_names = train_classifier("shapes", folder, args.epochs)
     digits_model, digits, digit_labels, digit_names = train_classifier(

@@ -1,9 +1,9 @@
 """Adversarial robustness of a clean and a PGD-trained digits classifier.
 
-Trains the two-layer network on scikit-learn's 8x8 digits twice: once
-cleanly with ``training.train``, once from fresh weights with PGD
-adversarial training (``understanding.adversarial.adversarial_fit``,
-Madry et al. 2018, arXiv:1706.06083). Then it measures the test accuracy of
+Trains the two-layer network on scikit-learn's 8x8 digits twice with
+``training.train``: once cleanly, once with its PGD adversarial-training
+option (``adversarial_epsilon``, the ``kcc train --adversarial-epsilon``
+flag; Madry et al. 2018, arXiv:1706.06083). Then it measures the test accuracy of
 both under FGSM (Goodfellow et al. 2015, arXiv:1412.6572) and PGD at
 several L-infinity radii (pixels are in ``[0, 1]``) and prints a Markdown
 table. ``--write docs/benchmarks.md`` puts the table in that file, between
@@ -45,29 +45,20 @@ def parse_args(argv=None):
     parser.add_argument("--epsilons", default="0,0.05,0.1,0.2")
     parser.add_argument("--train-epsilon", type=float, default=0.1,
                         help="L-infinity radius of the PGD training attack")
-    parser.add_argument("--adversarial-epochs", type=int, default=10)
     parser.add_argument("--train-steps", type=int, default=5, help="PGD steps in training")
     parser.add_argument("--attack-steps", type=int, default=10, help="PGD steps in evaluation")
     parser.add_argument("--write", metavar="MARKDOWN", help="put the section into this file")
     return parser.parse_args(argv)
 
 
-def clean_model(folder):
-    """The clean-trained classifier (``training.train``)."""
-    return train("mlp", "digits", str(pathlib.Path(folder) / "clean"), verbose=0,
-                 **RECIPE).model
-
-
-def adversarially_trained(model, train_split, args):
-    """A fresh copy of ``model``'s architecture, fitted with PGD training."""
-    keras.utils.set_random_seed(0)
-    robust = keras.models.clone_model(model)
-    robust.compile(optimizer=keras.optimizers.Adam(RECIPE["learning_rate"]),
-                   loss="sparse_categorical_crossentropy", metrics=["accuracy"])
-    adversarial.adversarial_fit(robust, *train_split, args.train_epsilon,
-                                epochs=args.adversarial_epochs,
-                                batch_size=RECIPE["batch_size"], steps=args.train_steps)
-    return robust
+def trained_models(folder, args):
+    """``{"clean": model, "PGD-trained": model}``, both from ``training.train``."""
+    folder = pathlib.Path(folder)
+    clean = train("mlp", "digits", str(folder / "clean"), verbose=0, **RECIPE)
+    robust = train("mlp", "digits", str(folder / "robust"), verbose=0,
+                   adversarial_epsilon=args.train_epsilon, adversarial_steps=args.train_steps,
+                   **RECIPE)
+    return {"clean": clean.model, "PGD-trained": robust.model}
 
 
 def machine():
@@ -79,9 +70,10 @@ def machine():
 def description(args):
     return (f"Test accuracy (360 images) of the two-layer network (`mlp`, "
             f"{RECIPE['hidden_units']} hidden units) trained cleanly by `train` "
-            f"({RECIPE['epochs']} epochs), and of a fresh copy trained with PGD adversarial "
-            f"training (`adversarial_fit`: {args.adversarial_epochs} epochs, each batch clean "
-            f"plus PGD at ε = {args.train_epsilon:g}, {args.train_steps} steps), under FGSM "
+            f"({RECIPE['epochs']} epochs), and of the same recipe with `train`'s PGD "
+            f"adversarial training (`--adversarial-epsilon {args.train_epsilon:g} "
+            f"--adversarial-steps {args.train_steps}`: each batch's loss is half clean, half on "
+            f"PGD examples made against the current weights), under FGSM "
             f"and under PGD ({args.attack_steps} steps of 2.5 ε / steps, random start). "
             f"Pixels are in [0, 1].")
 
@@ -123,11 +115,9 @@ def main(argv=None):
     started = time.time()
     bundle = load_dataset("digits")
     with tempfile.TemporaryDirectory() as folder:
-        clean = clean_model(folder)
-    robust = adversarially_trained(clean, bundle.arrays["train"], args)
+        models = trained_models(folder, args)
     epsilons = [float(e) for e in args.epsilons.split(",")]
-    rows = adversarial.robustness_table({"clean": clean, "PGD-trained": robust},
-                                        *bundle.arrays["test"], epsilons,
+    rows = adversarial.robustness_table(models, *bundle.arrays["test"], epsilons,
                                         steps=args.attack_steps)
     table = adversarial.table_markdown(rows)
     command = "python scripts/robustness_table.py " + " ".join(sys.argv[1:] if argv is None

@@ -2,9 +2,6 @@
 
 import functools
 import math
-import os
-import subprocess
-import sys
 
 import keras
 import numpy as np
@@ -12,8 +9,7 @@ import pytest
 import tensorflow as tf
 
 from keras_cv_course import detection as det
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from tests.jax_runner import run_on_jax
 
 
 def numpy(tensor):
@@ -459,9 +455,5 @@ assigned = det.task_aligned_assign(np.full((1, 16, 2), 0.5, "float32"),
                                    np.repeat(gt[:, :1], 16, 1), points, [[1, -1]], gt)
 print("OK", int(out["num_detections"][0]), int(np.sum(assigned["foreground"])))
 """
-    env = {**os.environ, "KERAS_BACKEND": "jax", "JAX_PLATFORMS": "cpu", "PYTHONPATH": ROOT}
-    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                            timeout=120, env=env)
-    assert result.returncode == 0, result.stderr[-3000:]
     # 5 detections (max_detections); all 16 points lie in the box, the top 10 are positive.
-    assert "OK 5 10" in result.stdout
+    assert "OK 5 10" in run_on_jax(script, timeout=120)

@@ -48,7 +48,8 @@ def test_dream_and_stylize_write_their_pngs(run_and_images, tmp_path, capsys):
     assert main(["dream", run, paths[0], "--out", str(tmp_path / "dream.png"),
                  "--octaves", "2", "--steps", "2"]) == 0
     assert main(["stylize", paths[0], "--style", paths[1], "--out",
-                 str(tmp_path / "gatys.png"), "--size", "32", "--steps", "2"]) == 0
+                 str(tmp_path / "gatys.png"), "--size", "32", "--steps", "2",
+                 "--vgg-weights", "random"]) == 0
     assert "random initialisation" in capsys.readouterr().out  # says which VGG weights
     network = str(tmp_path / "net.keras")
     transformer_net().save(network)

@@ -8,9 +8,6 @@ same images). Every test reads that model.
 """
 
 import json
-import os
-import subprocess
-import sys
 
 import keras
 import numpy as np
@@ -21,8 +18,8 @@ from keras_cv_course.errors import KCCError
 from keras_cv_course.training import train
 from keras_cv_course.understanding import attribution, inspection, sanity
 from keras_cv_course.understanding.guided import guided_model, guided_relu
+from tests.jax_runner import run_on_jax
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 EXAMPLES = 32
 
 
@@ -200,24 +197,27 @@ def test_bad_inputs_raise_one_line_errors(shapes):
 
 
 JAX_SNIPPET = """
+import keras
 import numpy as np
 from keras_cv_course import applications
 from keras_cv_course.understanding import attribution
+keras.utils.set_random_seed(0)
 model = applications.build_tiny("resnet18")
 images = np.random.default_rng(0).uniform(size=(2, 32, 32, 3)).astype("float32")
-for name in ("saliency", "guided_backprop"):
-    maps = getattr(attribution, name)(model, images)
-    assert maps.shape == (2, 32, 32) and np.all(np.isfinite(maps)), name
+methods = dict(saliency={}, guided_backprop={}, grad_cam={}, guided_grad_cam={},
+               smoothgrad=dict(samples=3), occlusion=dict(patch=16, stride=16))
+for name, options in methods.items():
+    maps = getattr(attribution, name)(model, images, **options)
+    assert maps.shape[:1] == (2,) and np.all(np.isfinite(maps)), name
+    if "cam" not in name:  # a random network's Grad-CAM may be all zero after its ReLU
+        assert np.any(maps != 0), name
     print(name, float(maps.sum()))
 """
 
 
-def test_saliency_and_guided_backprop_under_jax():
-    result = subprocess.run(
-        [sys.executable, "-c", JAX_SNIPPET], capture_output=True, text=True, timeout=300,
-        env={**os.environ, "KERAS_BACKEND": "jax", "PYTHONPATH": ROOT, "JAX_PLATFORMS": "cpu",
-             "XLA_FLAGS": "--xla_backend_optimization_level=0 "
-                          "--xla_llvm_disable_expensive_passes=true"})
-    assert result.returncode == 0, result.stderr[-3000:]
-    print(result.stdout)
-    assert "saliency" in result.stdout and "guided_backprop" in result.stdout
+def test_every_attribution_method_under_jax():
+    stdout = run_on_jax(JAX_SNIPPET, fast_compile=True)
+    print(stdout)
+    assert all(name in stdout for name in ("saliency", "guided_backprop", "grad_cam",
+                                                  "guided_grad_cam", "smoothgrad",
+                                                  "occlusion"))

@@ -36,6 +36,7 @@ from keras_cv_course.evaluation import evaluate_model
 from keras_cv_course.runs import RunFolder, resume_command
 from keras_cv_course.tasks import get_task
 from keras_cv_course.training import callbacks as run_callbacks
+from keras_cv_course.training.adversarial import Adversary, adversarial_loss
 from keras_cv_course.training.interrupts import GracefulStop, Interrupted, RunBackup, resume_point
 from keras_cv_course.training.strategies import (
     fitting_scope,
@@ -63,7 +64,7 @@ def train(model, data, out=None, *, epochs=10, batch_size=32, learning_rate=1e-3
           image_size=None, channels=None, seed=0, backup_every_steps=None, verbose="auto",
           schedule=None, warmup_epochs=0, config="full", skip_bad_images=False,
           workers=None, task_index=None, deterministic=False, steps_per_execution=1,
-          cache=None, **model_overrides):
+          cache=None, adversarial_epsilon=None, adversarial_steps=7, **model_overrides):
     """Trains a registered model on a dataset and writes a run folder.
 
     Args:
@@ -87,6 +88,10 @@ def train(model, data, out=None, *, epochs=10, batch_size=32, learning_rate=1e-3
         cache: keep the decoded splits after their first read: ``"memory"``
             or a folder of cache files (``DataBundle.cached``); ``None`` reads
             the source every epoch.
+        adversarial_epsilon: train against PGD examples of this L-infinity
+            radius (``training.adversarial``; Madry et al. 2018); ``None``
+            trains on clean images only.
+        adversarial_steps: PGD steps per training batch.
         precision: ``None``/``"float32"``, ``"mixed_float16"`` or
             ``"mixed_bfloat16"``.
         jit_compile: passed to ``model.compile`` (``"auto"``, True, False).
@@ -118,6 +123,7 @@ def train(model, data, out=None, *, epochs=10, batch_size=32, learning_rate=1e-3
     task = get_task(info.task)
     _check_arguments(info, precision, epochs, config, batch_size, learning_rate,
                      steps_per_execution)
+    adversary = Adversary.from_options(adversarial_epsilon, adversarial_steps)
     run = _check_run_folder(out, info.name)
     # Multi-worker collectives must be configured before TensorFlow runs any op.
     distribution = get_strategy(strategy, workers, task_index)
@@ -138,6 +144,8 @@ def train(model, data, out=None, *, epochs=10, batch_size=32, learning_rate=1e-3
                       precision=precision, seed=seed, workers=workers,
                       task_index=task_index, deterministic=deterministic,
                       steps_per_execution=steps_per_execution, cache=cache,
+                      adversarial_epsilon=adversarial_epsilon,
+                      adversarial_steps=adversarial_steps if adversary else None,
                       augment=augmentation.name if augmentation else None,
                       class_names=list(bundle.class_names),
                       skipped_images=list(bundle.skipped_files), package_version=__version__)
@@ -176,7 +184,11 @@ def _train_in_folder(info, task, run, run_config, distribution, data, rate, stop
                 run.create()
                 run.write_json(run.config_json, run_config)
             started = time.time()
-            history = _fit(net, info, task, run, data, backup_every_steps, verbose, chief, stop)
+            adversary = Adversary.from_options(run_config["adversarial_epsilon"],
+                                               run_config["adversarial_steps"])
+            with adversarial_loss(net, adversary):
+                history = _fit(net, info, task, run, data, backup_every_steps, verbose, chief,
+                               stop)
             seconds = time.time() - started
             metrics = evaluate_model(net, data.bundle, run_config["batch_size"],
                                      augmentation=data.augmentation)

@@ -9,9 +9,10 @@
   Models Resistant to Adversarial Attacks", ICLR 2018, arXiv:1706.06083):
   FGSM steps of size ``step_size`` from a random start in the ball, each
   followed by the projection back onto the ball and onto the image range.
-* Adversarial training (Madry et al.): fit on PGD examples made against the
-  current weights; here each batch is trained clean and adversarial
-  together, the mixed objective of Goodfellow et al.
+* Adversarial training (Madry et al.) is a ``train`` option
+  (``train(..., adversarial_epsilon=0.1)``, ``kcc train
+  --adversarial-epsilon 0.1``), written in ``training.adversarial``; the
+  functions here measure what it buys (``robustness_table``).
 
 The loss ``L`` is the cross-entropy ``-log p(y | x)``
 (``scores.log_probabilities``), so softmax models and logit models are
@@ -170,41 +171,3 @@ def table_markdown(rows):
         row = " | ".join(f"{values[e]:.3f}" if e in values else "" for e in epsilons)
         lines.append(f"| {name} | {attack} | {row} |")
     return "\n".join(lines)
-
-
-def adversarial_fit(model, images, labels, epsilon, epochs=5, batch_size=32, steps=PGD_STEPS,
-                    step_size=None, seed=0):
-    """PGD adversarial training (Madry et al. 2018) of a compiled Keras model.
-
-    For every batch, PGD examples are made against the current weights and
-    the model takes one ``train_on_batch`` step on the clean batch and its
-    adversarial copy together (the half-clean, half-adversarial objective of
-    Goodfellow et al. 2015), which keeps the clean accuracy up.
-
-    Args:
-        model: a compiled classifier whose loss takes integer labels.
-        images, labels: the training set.
-        epsilon: L-infinity radius of the training attack.
-        epochs, batch_size: the usual.
-        steps, step_size: of the PGD attack.
-        seed: seed of the batch order and the random starts.
-
-    Returns:
-        The mean training loss of each epoch.
-    """
-    images, labels, epsilon = _checked(model, images, labels, epsilon)
-    if getattr(model, "optimizer", None) is None:
-        raise KCCError("adversarial_fit needs a compiled model (call model.compile first)")
-    rng = np.random.default_rng(seed)
-    history = []
-    for _ in range(int(epochs)):
-        losses = []
-        for batch in np.array_split(rng.permutation(len(images)),
-                                    max(1, len(images) // int(batch_size))):
-            x, y = images[batch], labels[batch]
-            x_adversarial = pgd(model, x, y, epsilon, step_size, steps, int(rng.integers(2**31)))
-            result = model.train_on_batch(np.concatenate([x, x_adversarial]),
-                                          np.concatenate([y, y]))
-            losses.append(float(np.ravel(result)[0]))
-        history.append(float(np.mean(losses)))
-    return history

@@ -82,7 +82,7 @@ def dream(source, image_path, out_path, layer_names=None, octaves=3, steps_per_o
 
 
 def stylize(content_path, out_path, style=None, network=None, size=256, steps=200,
-            weights=None, seed=0):
+            weights="auto", seed=0):
     """Stylizes an image by Gatys et al.'s optimisation or a trained Johnson et al. network.
 
     Args:

@@ -35,21 +35,33 @@ def value_and_gradient(function, inputs):
     Raises:
         KCCError: the backend is not TensorFlow or JAX.
     """
-    inputs = np.asarray(inputs, dtype="float32")
-    backend = keras.backend.backend()
-    if backend == "tensorflow":
-        value, gradient = _tensorflow(function, inputs)
-    elif backend == "jax":
-        value, gradient = _jax(function, inputs)
-    else:
-        raise KCCError(f"input gradients need the backend {' or '.join(SUPPORTED_BACKENDS)}, "
-                       f"got {backend!r}")
+    value, gradient = _backend_value_and_gradient(function, np.asarray(inputs, dtype="float32"))
     return keras.ops.convert_to_numpy(value), keras.ops.convert_to_numpy(gradient)
 
 
 def gradient(function, inputs):
     """The gradient of ``sum(function(inputs))`` with respect to ``inputs``."""
     return value_and_gradient(function, inputs)[1]
+
+
+def tensor_gradient(function, inputs):
+    """``gradient`` on backend tensors, for use inside a compiled train step.
+
+    Unlike ``gradient`` it converts nothing to NumPy, so it can run inside
+    ``tf.function`` or a ``jax.jit`` trace (adversarial training calls it
+    from the model's ``compute_loss``).
+    """
+    return _backend_value_and_gradient(function, inputs)[1]
+
+
+def _backend_value_and_gradient(function, inputs):
+    backend = keras.backend.backend()
+    if backend == "tensorflow":
+        return _tensorflow(function, inputs)
+    if backend == "jax":
+        return _jax(function, inputs)
+    raise KCCError(f"input gradients need the backend {' or '.join(SUPPORTED_BACKENDS)}, "
+                   f"got {backend!r}")
 
 
 def _tensorflow(function, inputs):

@@ -11,16 +11,16 @@ names) these are the outputs of ``block1_conv2``, ``block2_conv2``,
 convolution.
 
 Weights (named): the papers use ImageNet weights, which cannot be downloaded
-everywhere. ``weights`` takes ``"imagenet"`` (keras.applications' VGG16,
-transplanted; needs the download), a path to a ``.weights.h5`` file of the
-registry's VGG-16 built with ``include_top=False`` (e.g. saved once with
-``applications.build("vgg16", include_top=False, weights="imagenet")
-.save_weights(path)`` where the download works), or ``None``: a randomly
-initialised VGG-16. Random convolutional features still carry texture
-statistics (Ulyanov, Vedaldi and Lempitsky, "Deep Image Prior", CVPR 2018,
-and He, Wang and Hopcroft, "A Powerful Generative Model Using Random
-Weights for the Deep Image Representation", NeurIPS 2016), so every method
-runs, but the pictures are not the papers'. ``perceptual_extractor`` returns
+everywhere. ``weights="auto"`` (the default) takes them from the Keras
+cache when they are there, and otherwise weights this project trains on its
+embedded ``shapes`` images (``perceptual_weights``). ``weights`` also takes
+``"imagenet"`` (keras.applications' VGG16, transplanted; may download),
+``"project"``, a path to a ``.weights.h5`` file of the registry's VGG-16
+built with ``include_top=False``, or ``None``: a randomly initialised
+VGG-16, whose convolutional features still carry texture statistics
+(Ulyanov, Vedaldi and Lempitsky, "Deep Image Prior", CVPR 2018; He, Wang
+and Hopcroft, "A Powerful Generative Model Using Random Weights for the
+Deep Image Representation", NeurIPS 2016). ``perceptual_extractor`` returns
 a one-line statement of the weights for callers to print.
 
 Images are floats in ``[0, 1]``; the model applies keras.applications' VGG
@@ -28,13 +28,12 @@ Images are floats in ``[0, 1]``; the model applies keras.applications' VGG
 ImageNet channel means.
 """
 
-import os
-
 import keras
 from keras import ops
 
 from keras_cv_course import applications
 from keras_cv_course.errors import KCCError
+from keras_cv_course.understanding import perceptual_weights
 
 JOHNSON_LAYERS = ("relu1_2", "relu2_2", "relu3_3", "relu4_3")
 CONTENT_LAYER = "relu2_2"  # Johnson et al.'s content layer
@@ -54,22 +53,14 @@ def vgg_preprocess(images):
     return bgr - ops.convert_to_tensor(IMAGENET_MEAN_BGR, dtype=bgr.dtype)
 
 
-def describe_weights(weights):
-    """The one-line statement of which VGG-16 weights the features use."""
-    if weights is None:
-        return "perceptual features: VGG-16, random initialisation (no ImageNet weights given)"
-    if weights == "imagenet":
-        return "perceptual features: VGG-16, ImageNet weights (keras.applications VGG16)"
-    return f"perceptual features: VGG-16, weights from {os.fspath(weights)}"
-
-
-def perceptual_extractor(weights=None, input_shape=(None, None, 3), layers=JOHNSON_LAYERS,
+def perceptual_extractor(weights="auto", input_shape=(None, None, 3), layers=JOHNSON_LAYERS,
                          **vgg_options):
     """A frozen VGG-16 that maps ``[0, 1]`` images to ``{layer: activations}``.
 
     Args:
-        weights: ``None`` (random initialisation), ``"imagenet"``, or a path to
-            a ``.weights.h5`` file of the registry's ``vgg16`` without its top.
+        weights: ``"auto"``, ``"project"``, ``"imagenet"``, ``None`` (random
+            initialisation), or a path to a ``.weights.h5`` file of the
+            registry's ``vgg16`` without its top (``perceptual_weights``).
         input_shape: ``(height, width, 3)``; ``None`` sizes take any image of
             at least 32 pixels.
         layers: names from ``VGG16_RELU_LAYERS``; Johnson et al.'s by default.
@@ -78,8 +69,8 @@ def perceptual_extractor(weights=None, input_shape=(None, None, 3), layers=JOHNS
 
     Returns:
         ``(model, description)``: a ``keras.Model`` whose output is a dict
-        ``{layer name: (batch, h, w, channels)}``, and ``describe_weights``'
-        line, for callers to print.
+        ``{layer name: (batch, h, w, channels)}``, and the
+        line (``perceptual_weights.describe``), for callers to print.
 
     Raises:
         KCCError: an unknown layer name.
@@ -87,6 +78,8 @@ def perceptual_extractor(weights=None, input_shape=(None, None, 3), layers=JOHNS
     unknown = [name for name in layers if name not in VGG16_RELU_LAYERS]
     if unknown or not layers:
         raise KCCError(f"layers must be some of {sorted(VGG16_RELU_LAYERS)}, got {layers!r}")
+    weights = perceptual_weights.resolve(weights)
+    description = perceptual_weights.describe(weights)  # fails on a missing file
     vgg = applications.build("vgg16", include_top=False, weights=weights,
                              input_shape=input_shape, **vgg_options)
     vgg.trainable = False
@@ -95,4 +88,4 @@ def perceptual_extractor(weights=None, input_shape=(None, None, 3), layers=JOHNS
                                      for name in layers})
     model = keras.Model(images, probe(vgg_preprocess(images)), name="perceptual_vgg16")
     model.trainable = False
-    return model, describe_weights(weights)
+    return model, description

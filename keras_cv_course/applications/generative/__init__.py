@@ -1,1 +1,2 @@
 """generative models."""
+from keras_cv_course.applications.generative import pixelcnn  # noqa: F401

@@ -25,6 +25,7 @@ import keras
 from keras import ops
 
 from keras_cv_course.applications.classification.common import check_image_shape
+from keras_cv_course.applications.generative.own_loss import OwnLossModel
 from keras_cv_course.applications.registry import register_family
 from keras_cv_course.errors import KCCError
 from keras_cv_course.layers.sampling import GaussianSampling
@@ -88,7 +89,7 @@ def decoder(image_shape, widths, latent_dim):
 
 
 @keras.saving.register_keras_serializable(package="keras_cv_course")
-class VAE(keras.Model):
+class VAE(OwnLossModel):
     """A convolutional VAE with its own training step.
 
     Args:
@@ -133,27 +134,6 @@ class VAE(keras.Model):
         self.reconstruction_tracker.update_state(reconstruction_error(x, y_pred["reconstruction"]))
         self.kl_tracker.update_state(kl_divergence(y_pred["z_mean"], y_pred["z_log_var"]))
         return self.negative_elbo(x, y_pred)
-
-    def train_step(self, data):
-        """One optimisation step, written out for TensorFlow.
-
-        The data holds only images: the target of a VAE is its input. On
-        other backends Keras' own step runs ``compute_loss`` instead.
-        """
-        if keras.backend.backend() != "tensorflow":
-            return super().train_step(data)
-        import tensorflow as tf  # the TF backend is loaded already
-
-        images = data[0] if isinstance(data, (tuple, list)) else data
-        with tf.GradientTape() as tape:
-            outputs = self(images, training=True)
-            loss = self.compute_loss(x=images, y_pred=outputs)
-            replicas = tf.distribute.get_strategy().num_replicas_in_sync
-            self._loss_tracker.update_state(loss * replicas)  # undo the per-replica share
-            scaled_loss = self.optimizer.scale_loss(loss)  # for mixed precision
-        gradients = tape.gradient(scaled_loss, self.trainable_weights)
-        self.optimizer.apply_gradients(zip(gradients, self.trainable_weights))
-        return self.get_metrics_result()
 
     def sample(self, num_samples, seed=None):
         """Decodes ``num_samples`` draws from the prior ``N(0, I)``.
