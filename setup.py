@@ -15,6 +15,7 @@ INSTALL_REQUIRES = [
     "tensorflow-datasets==4.9.*",
     "tensorboard==2.21.*",
     "scikit-learn>=1.5",
+    "scipy>=1.11",  # generative.metrics: FID's matrix square root, distances
     "scikit-image>=0.24",
     "matplotlib>=3.8",
     "pycocotools==2.0.*",
