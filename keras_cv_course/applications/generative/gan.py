@@ -63,6 +63,7 @@ from keras import ops
 
 from keras_cv_course.applications.classification.common import check_image_shape
 from keras_cv_course.errors import KCCError
+from keras_cv_course.understanding.gradients import tensor_gradient
 
 DCGAN_PAPER = ("Radford, Metz, Chintala. Unsupervised Representation Learning with Deep "
                "Convolutional Generative Adversarial Networks. ICLR 2016. arXiv:1511.06434")
@@ -191,28 +192,6 @@ def interpolation_weights(batch_size, seed=None):
     return keras.random.uniform((batch_size, 1, 1, 1), seed=seed)
 
 
-def input_gradients(function, inputs):
-    """Gradient of ``sum(function(inputs))`` with respect to ``inputs``.
-
-    Written once per backend; inside a training step it is differentiated
-    again (the penalty's double backpropagation).
-    """
-    backend = keras.backend.backend()
-    if backend == "tensorflow":
-        import tensorflow as tf  # the TF backend is loaded already
-
-        inputs = tf.convert_to_tensor(inputs)
-        with tf.GradientTape() as tape:
-            tape.watch(inputs)
-            total = ops.sum(function(inputs))
-        return tape.gradient(total, inputs)
-    if backend == "jax":
-        import jax
-
-        return jax.grad(lambda x: ops.sum(function(x)))(inputs)
-    raise KCCError(f"input gradients need the tensorflow or jax backend, got {backend!r}")
-
-
 def gradient_penalty(critic, real, fake, weights):
     """``E[(||grad critic(x_hat)||_2 - 1)^2]`` at ``x_hat = eps x + (1 - eps) G(z)``.
 
@@ -226,7 +205,8 @@ def gradient_penalty(critic, real, fake, weights):
         Scalar penalty (multiply by lambda = 10).
     """
     mixed = weights * real + (1.0 - weights) * fake
-    gradients = input_gradients(critic, mixed)  # (batch, H, W, C)
+    # Differentiated again by the training step: double backpropagation.
+    gradients = tensor_gradient(critic, mixed)  # (batch, H, W, C)
     norms = ops.sqrt(ops.sum(ops.square(gradients), axis=(1, 2, 3)) + 1e-12)
     return ops.mean(ops.square(norms - 1.0))
 
