@@ -178,16 +178,27 @@ class RunFolder:
 
 
 def save_keras_atomically(model, path):
-    """Saves ``model`` to ``path`` through a temporary file and a rename.
+    """Saves ``model`` to ``path`` through a temporary file and a rename."""
+    write_atomically(path, model.save, suffix=".keras")
+
+
+def write_atomically(path, write, suffix=""):
+    """Calls ``write(temporary)``, then renames the temporary file to ``path``.
 
     A failure (a full disk, say) leaves the previous file at ``path`` intact.
+
+    Args:
+        path: the file to write.
+        write: writes a file at the path it is given.
+        suffix: the ending ``write`` needs (Keras checks ``.keras`` and
+            ``.weights.h5``), kept at the end of the temporary name.
 
     Raises:
         KCCError: the file could not be written, naming why.
     """
-    temporary = f"{path}.tmp.keras"
+    temporary = f"{path}.tmp{suffix}"
     try:
-        model.save(temporary)
+        write(temporary)
         os.replace(temporary, path)
     except OSError as error:
         kept = "the previous file is intact" if os.path.exists(path) else "nothing was written"

@@ -47,7 +47,7 @@ import numpy as np
 import scipy.linalg
 from scipy.spatial.distance import cdist
 
-from keras_cv_course.errors import KCCError, unknown_name_error
+from keras_cv_course.errors import KCCError
 
 # ---------------------------------------------------------------------------
 # Input checks
@@ -479,23 +479,9 @@ def features_of(model, images, layer_name=None, batch_size=256):
     Example:
         >>> features = features_of(classifier, images)  # (N, D) penultimate features
     """
-    import keras
+    from keras_cv_course.understanding.scores import feature_model
 
     batch_size = _check_int("batch_size", batch_size, 1)
-    if not model.layers:
-        raise KCCError("model: expected a model with at least one layer, received none")
-    if layer_name is None:
-        tensor = model.layers[-1].input
-    else:
-        names = [layer.name for layer in model.layers]
-        if layer_name not in names:
-            raise unknown_name_error("layer", layer_name, names)
-        tensor = model.get_layer(layer_name).output
-    if isinstance(tensor, (list, tuple, dict)):
-        raise KCCError(
-            f"layer {layer_name or model.layers[-1].name!r}: expected a single tensor, "
-            f"received {len(tensor)} tensors"
-        )
-    extractor = keras.Model(model.inputs, tensor)
+    extractor = feature_model(model, layer_name)
     features = np.asarray(extractor.predict(images, batch_size=batch_size, verbose=0))
     return features.reshape(features.shape[0], -1)

@@ -33,9 +33,9 @@ import dataclasses
 from keras import ops
 
 from keras_cv_course.errors import KCCError
+from keras_cv_course.understanding.adversarial import PGD_STEP_FACTOR
 from keras_cv_course.understanding.gradients import tensor_gradient
 
-STEP_FACTOR = 2.5  # step size = 2.5 * epsilon / steps (Madry et al.)
 CLEAN_WEIGHT = 0.5  # Goodfellow et al.'s alpha: half clean, half adversarial
 
 
@@ -65,7 +65,7 @@ class Adversary:
 
     @property
     def step_size(self):
-        return STEP_FACTOR * self.epsilon / self.steps
+        return PGD_STEP_FACTOR * self.epsilon / self.steps
 
 
 def check_model(model):

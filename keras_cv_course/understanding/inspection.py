@@ -9,13 +9,12 @@
   from scikit-learn.
 """
 
-import keras
 import numpy as np
 from keras import ops
 
 from keras_cv_course.errors import KCCError
 from keras_cv_course.understanding.gradients import gradient
-from keras_cv_course.understanding.scores import check_images, feature_model, model_input
+from keras_cv_course.understanding.scores import check_images, feature_model
 
 
 def first_conv_layer(model):
@@ -119,10 +118,7 @@ def feature_and_pixel_neighbours(model, images, queries, k=5, layer_name=None):
         ``{"feature": indices, "pixel": indices}``, each ``(len(queries), k)``.
     """
     images, queries = check_images(images, model), check_images(queries, model)
-    if layer_name is None:
-        extractor = keras.Model(model_input(model), model.layers[-1].input)
-    else:
-        extractor = feature_model(model, layer_name)
+    extractor = feature_model(model, layer_name)
     embedded = extractor.predict(np.concatenate([images, queries]), verbose=0)
     embedded = np.asarray(embedded).reshape(len(images) + len(queries), -1)
     return {"feature": nearest_neighbours(embedded[:len(images)], embedded[len(images):], k),

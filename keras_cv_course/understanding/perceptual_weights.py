@@ -36,6 +36,7 @@ import numpy as np
 from keras_cv_course import applications
 from keras_cv_course.applications.classification.vgg import BLOCK_WIDTHS
 from keras_cv_course.errors import KCCError
+from keras_cv_course.runs import write_atomically
 
 IMAGENET_FILE = "vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5"  # keras.applications
 PROJECT_DATA = "shapes"
@@ -145,19 +146,15 @@ def folded_vgg(vgg_bn, block_widths=BLOCK_WIDTHS):
 
 
 def _save_atomically(backbone, path, record):
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    partial = os.path.join(folder, f".partial-{os.getpid()}.weights.h5")
-    try:
-        backbone.save_weights(partial)
-        with open(record_path(path) + ".partial", "w") as file:
+    """The weights and their JSON record, each through a temporary file."""
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+
+    def write_record(temporary):
+        with open(temporary, "w") as file:
             json.dump(record, file, indent=1)
-        os.replace(record_path(path) + ".partial", record_path(path))
-        os.replace(partial, path)
-    finally:
-        for leftover in (partial, record_path(path) + ".partial"):
-            if os.path.exists(leftover):
-                os.remove(leftover)
+
+    write_atomically(record_path(path), write_record)
+    write_atomically(path, backbone.save_weights, suffix=".weights.h5")
 
 
 def describe(weights):

@@ -66,8 +66,13 @@ def model_input(model):
     return model.inputs[0] if len(model.inputs) == 1 else model.inputs
 
 
-def feature_model(model, layer_name):
-    """A model from the input of ``model`` to the output of its layer ``layer_name``."""
+def feature_model(model, layer_name=None):
+    """A model from the input of ``model`` to the output of its layer ``layer_name``.
+
+    ``None`` takes the input of the last layer: the penultimate features.
+    """
+    if layer_name is None:
+        return keras.Model(model_input(model), model.layers[-1].input)
     names = [layer.name for layer in model.layers]
     if layer_name not in names:
         raise KCCError(f"model {model.name!r} has no layer {layer_name!r}; "

@@ -625,31 +625,33 @@ def _apply(optimizer, network, values, grads):
 
 # -- variants ---------------------------------------------------------------------------------
 
-def DCGAN(image_shape=(28, 28, 1), latent_dim=100, generator_widths=(128, 64),
-          discriminator_widths=(64, 128), kernel_size=4, seed=None, name="dcgan"):
-    """DCGAN: BatchNorm in both networks, non-saturating loss."""
-    return GAN(generator_network(image_shape, latent_dim, generator_widths, None, kernel_size),
-               discriminator_network(image_shape, discriminator_widths, None, kernel_size),
-               loss="non_saturating", seed=seed, name=name)
+def build_gan(image_shape=(28, 28, 1), latent_dim=100, classes=None,
+              generator_widths=(128, 64), discriminator_widths=(64, 128), kernel_size=4,
+              loss="non_saturating", n_critic=1, gp_weight=10.0, seed=None, name="gan"):
+    """A ``GAN`` of the DCGAN networks; ``classes`` makes both class-conditional.
 
-
-def ConditionalGAN(image_shape=(28, 28, 1), latent_dim=100, classes=10,
-                   generator_widths=(128, 64), discriminator_widths=(64, 128), kernel_size=4,
-                   seed=None, name="conditional_gan"):
-    """Class-conditional DCGAN: the one-hot class joins ``z`` and the image."""
-    return GAN(generator_network(image_shape, latent_dim, generator_widths, classes,
-                                 kernel_size),
-               discriminator_network(image_shape, discriminator_widths, classes, kernel_size),
-               loss="non_saturating", seed=seed, name=name)
-
-
-def WGANGP(image_shape=(28, 28, 1), latent_dim=100, generator_widths=(128, 64),
-           discriminator_widths=(64, 128), kernel_size=4, n_critic=5, gp_weight=10.0,
-           classes=None, seed=None, name="wgan_gp"):
-    """WGAN-GP: a critic without BatchNorm, Wasserstein loss plus gradient penalty."""
+    The Wasserstein loss (WGAN-GP) takes a critic without BatchNorm, since
+    the gradient penalty is per example and BatchNorm mixes the examples.
+    """
+    wasserstein = loss == "wasserstein_gp"
     return GAN(generator_network(image_shape, latent_dim, generator_widths, classes,
                                  kernel_size),
                discriminator_network(image_shape, discriminator_widths, classes, kernel_size,
-                                     batch_norm=False, name="critic"),
-               loss="wasserstein_gp", n_critic=n_critic, gp_weight=gp_weight, seed=seed,
-               name=name)
+                                     batch_norm=not wasserstein,
+                                     name="critic" if wasserstein else "discriminator"),
+               loss=loss, n_critic=n_critic, gp_weight=gp_weight, seed=seed, name=name)
+
+
+def DCGAN(**kwargs):
+    """DCGAN: BatchNorm in both networks, non-saturating loss."""
+    return build_gan(**{"name": "dcgan", **kwargs})
+
+
+def ConditionalGAN(**kwargs):
+    """Class-conditional DCGAN: the one-hot class joins ``z`` and the image."""
+    return build_gan(**{"classes": 10, "name": "conditional_gan", **kwargs})
+
+
+def WGANGP(**kwargs):
+    """WGAN-GP: Wasserstein loss plus gradient penalty, 5 critic steps per generator step."""
+    return build_gan(**{"loss": "wasserstein_gp", "n_critic": 5, "name": "wgan_gp", **kwargs})
