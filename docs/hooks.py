@@ -117,6 +117,23 @@ LECTURES = (
                 "feature inversion; adversarial examples; DeepDream; style transfer",
          modules=(("understanding", "api/understanding.md"),),
          tutorial="11_visualizing_and_understanding.py", families=("resnet", "mlp")),
+    dict(number=12, lecture="Generative models: PixelCNN, GANs and diffusion",
+         topics="autoregressive likelihoods and bits/dim; masked convolutions; the GAN game; "
+                "conditional GANs; the diffusion forward process; DDPM training; DDIM sampling; "
+                "serving and exporting a generator",
+         modules=(("applications/generative/", "api/zoo/generative.md"),
+                  ("applications/generative/pixelcnn.py",
+                   "keras_cv_course.applications.generative.pixelcnn"),
+                  ("applications/generative/pixelrnn.py",
+                   "keras_cv_course.applications.generative.pixelrnn"),
+                  ("applications/generative/gan.py",
+                   "keras_cv_course.applications.generative.gan"),
+                  ("applications/generative/diffusion.py",
+                   "keras_cv_course.applications.generative.diffusion"),
+                  ("generative/sampling.py", "keras_cv_course.generative.sampling"),
+                  ("generative/metrics.py", "keras_cv_course.generative.metrics"),
+                  ("generative/quality.py", "keras_cv_course.generative.quality")),
+         tutorial="12_generative_models.py", tasks=("generative", "conditional_generative")),
 )
 
 

@@ -5,11 +5,12 @@
     kcc models [--task T] [--pattern P]
     kcc info MODEL
     kcc train MODEL --data D [--config tiny|full --epochs N --strategy S --out RUN ...]
-    kcc evaluate RUN
+    kcc evaluate RUN [--classifier CLASSIFIER_RUN]
     kcc export RUN [--formats savedmodel tflite onnx] [--out DIR]
     kcc export RUN --quantize fp16|dynamic|int8|int8-io|16x8|qat|prune|cluster
     kcc bench RUN [--runs N]
     kcc predict RUN IMAGE... [--out DIR] [--artifact FILE]
+    kcc sample RUN [--n 64] [--out grid.png] [--artifact FILE] [--classes 0,1,2]
     kcc explain RUN IMAGE... --method saliency|smoothgrad|guided|gradcam|guided_gradcam|occlusion
     kcc dream RUN IMAGE --out PNG
     kcc stylize IMAGE --style STYLE_IMAGE --out PNG   (or --network NET.keras)
@@ -190,6 +191,11 @@ def build_parser():
 
     evaluate = commands.add_parser("evaluate", help="evaluate a run's model on its test split")
     evaluate.add_argument("run")
+    evaluate.add_argument("--classifier", help="generative runs: a classifier run on the same "
+                          "data, whose features score samples against the test split (FID, KID, "
+                          "precision, recall, class accuracy)")
+    evaluate.add_argument("--samples", type=positive_int, help="with --classifier: how many "
+                          "samples (default: as many as test images)")
     evaluate.set_defaults(handler=cmd_evaluate)
 
     export = commands.add_parser("export", help="export a run to SavedModel, TFLite and ONNX")
@@ -235,6 +241,19 @@ def build_parser():
     predict.add_argument("--artifact", help="an exported .tflite, .onnx or SavedModel folder "
                          "to run instead of the Keras model")
     predict.set_defaults(handler=cmd_predict)
+
+    sample = commands.add_parser("sample", help="draw images from a generative model or "
+                                 "its exported artifact; write a grid PNG")
+    sample.add_argument("run", help="run folder or .keras file of a generative model")
+    sample.add_argument("--n", type=positive_int, default=64, help="number of images")
+    sample.add_argument("--out", default="samples.png", help="the grid PNG to write")
+    sample.add_argument("--artifact", help="an exported .tflite, .onnx or SavedModel folder "
+                        "to sample from instead of the Keras model")
+    sample.add_argument("--seed", type=int, default=0)
+    sample.add_argument("--classes", type=class_list, help="conditional models: class ids, "
+                        "comma-separated, repeated to --n (e.g. 7 or 0,1,2)")
+    sample.add_argument("--steps", type=positive_int, help="diffusion: DDIM steps")
+    sample.set_defaults(handler=cmd_sample)
 
     _add_understanding_commands(commands)
 
@@ -303,6 +322,11 @@ def cmd_evaluate(args):
 
     metrics = evaluate_run(args.run)
     _print_metrics(metrics, RunFolder(args.run).read_config()["model"])
+    if args.classifier:
+        from keras_cv_course.generative.quality import report_lines, sample_quality
+
+        for line in report_lines(sample_quality(args.run, args.classifier, args.samples)):
+            print(line)
 
 
 def _print_metrics(metrics, model_name):
@@ -374,6 +398,28 @@ def cmd_predict(args):
         print(f"{path}: {'; '.join(lines)}")
     if args.out:
         print(f"pictures: {args.out}")
+
+
+def class_list(text):
+    """``"0,3,7"`` -> ``[0, 3, 7]``: class ids for a conditional model."""
+    try:
+        ids = [int(part) for part in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected class ids like 7 or 0,1,2, got {text!r}") \
+            from None
+    if min(ids) < 0:
+        raise argparse.ArgumentTypeError(f"class ids must be >= 0, got {text!r}")
+    return ids
+
+
+def cmd_sample(args):
+    from keras_cv_course.generative.commands import sample
+
+    images = sample(args.run, args.n, args.out, args.artifact, args.seed, args.classes,
+                    args.steps)
+    source = args.artifact or args.run
+    print(f"{len(images)} samples of {source} (seed {args.seed}, mean pixel "
+          f"{float(images.mean()):.3f}): {args.out}")
 
 
 def _add_understanding_commands(commands):

@@ -129,7 +129,12 @@ def _call(run, image):
                        f"(was it built for another input shape?): {reason}") from None
 
 
-def _runner(artifact):
+def open_artifact(artifact):
+    """The runner of an exported ``.tflite``, ``.onnx`` or SavedModel folder, by its suffix.
+
+    Raises:
+        KCCError: a missing path or one that is none of the three.
+    """
     from keras_cv_course.export.runners import load_runner
 
     artifact = str(artifact)
@@ -139,7 +144,11 @@ def _runner(artifact):
     if suffix not in ARTIFACT_FORMATS:
         raise KCCError(f"artifact must be a .tflite file, a .onnx file or a SavedModel folder, "
                        f"got {artifact!r}")
-    runner = load_runner(ARTIFACT_FORMATS[suffix], artifact)
+    return load_runner(ARTIFACT_FORMATS[suffix], artifact)
+
+
+def _runner(artifact):
+    runner = open_artifact(artifact)
     if len(runner.input_names) != 1:
         raise KCCError(f"predict takes artifacts with one image input; {artifact!r} has "
                        f"{list(runner.input_names)}")

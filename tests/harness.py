@@ -1,14 +1,19 @@
 """The shared model test, run over every registered model (CONTRIBUTING.md: adding a model).
 
 For one registry name, ``run_model_checks`` builds the tiny config and asks
-the model's task for a synthetic batch, then checks:
+the model's task for the network it serves (``Task.serving_model``: the
+model itself, or a GAN's generator, a diffusion model's denoiser) and a
+synthetic batch of that network's inputs, then checks:
 
-1. the forward pass has the declared output shapes and finite values, and
-   the model's inputs and outputs match the registry's named specs;
+1. the served network's forward pass has the declared output shapes and
+   finite values, and its inputs and outputs match the registry's named specs;
 2. one training step (``train_on_batch``: the compiled train function of
-   ``fit``, without its dataset plumbing) under ``MirroredStrategy`` over two
-   logical CPUs (``memorize`` for non-parametric models) changes the weights;
-3. ``get_config``/``from_config`` rebuilds a model with equal outputs;
+   ``fit``, without its dataset plumbing) on the task's training batch
+   (``Task.training_batch``) under ``MirroredStrategy`` over two logical CPUs
+   (``memorize`` for non-parametric models) changes the weights, and every
+   logged value is finite;
+3. ``get_config``/``from_config`` rebuilds a model whose served network has
+   equal outputs;
 4. a ``.keras`` save and ``safe_mode`` load round trip gives equal outputs;
 5. export to every supported format passes the parity gate, and each
    unsupported format raises a clear error.
@@ -79,36 +84,38 @@ def check_forward(model, inputs):
     return outputs
 
 
-def check_fit_step_mirrored(info, inputs, targets):
+def check_fit_step_mirrored(info, batch_size=4):
     strategy = get_strategy("mirrored")
     assert strategy.num_replicas_in_sync == 2
+    task = get_task(info.task)
     with strategy.scope():
         model = applications.build_tiny(info.name)
+        inputs, targets = task.training_batch(model, batch_size)
         if info.training == "memorize":
             model.memorize(inputs, targets)
             return
-        get_task(info.task).compile(model, info, make_optimizer=lambda: keras.optimizers.SGD(
-            0.01), jit_compile=False)
+        task.compile(model, info, make_optimizer=lambda: keras.optimizers.SGD(0.01),
+                     jit_compile=False)
     before = [np.array(w) for w in model.trainable_weights]
     # One step of the compiled train function; each replica takes half the batch.
     logs = model.train_on_batch(inputs, targets, return_dict=True)
-    assert np.isfinite(logs["loss"])
+    assert logs and all(np.isfinite(value) for value in logs.values()), logs
     after = [np.array(w) for w in model.trainable_weights]
     assert any(not np.array_equal(b, a) for b, a in zip(before, after)), "no weight changed"
 
 
-def check_config_round_trip(model, inputs, reference):
+def check_config_round_trip(task, model, inputs, reference):
     clone = model.__class__.from_config(model.get_config())
     clone.set_weights(model.get_weights())
-    for key, value in outputs_as_dict(clone, inputs).items():
+    for key, value in outputs_as_dict(task.serving_model(clone), inputs).items():
         np.testing.assert_allclose(value, reference[key], atol=1e-6)
 
 
-def check_save_load(model, inputs, reference, folder):
+def check_save_load(task, model, inputs, reference, folder):
     path = os.path.join(folder, "model.keras")
     model.save(path)
     loaded = load_keras_file(path)
-    for key, value in outputs_as_dict(loaded, inputs).items():
+    for key, value in outputs_as_dict(task.serving_model(loaded), inputs).items():
         np.testing.assert_allclose(value, reference[key], atol=1e-6)
 
 
@@ -146,19 +153,21 @@ def run_model_checks(name, folder, claim_architecture=None):
             variant owns this very network, training and export are not repeated.
     """
     info = applications.get_info(name)
+    task = get_task(info.task)
     keras.utils.set_random_seed(0)
     model = applications.build_tiny(name)
-    check_specs(info, model)
-    inputs, targets = get_task(info.task).synthetic_batch(model)
+    served = task.serving_model(model)
+    check_specs(info, served)
+    inputs, targets = task.synthetic_batch(served)
     if info.training == "memorize":
         model.memorize(inputs, targets)
-    reference = check_forward(model, inputs)
-    check_config_round_trip(model, inputs, reference)
-    check_save_load(model, inputs, reference, folder)
+    reference = check_forward(served, inputs)
+    check_config_round_trip(task, model, inputs, reference)
+    check_save_load(task, model, inputs, reference, folder)
     owner = claim_architecture(architecture_fingerprint(model), name) if claim_architecture \
         else name
     if owner != name:
         print(f"{name}: the tiny network of {owner}; its training and export checks ran there")
         return
-    check_fit_step_mirrored(info, inputs, targets)
+    check_fit_step_mirrored(info)
     check_exports(info, model, inputs, folder)

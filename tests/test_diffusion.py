@@ -6,16 +6,10 @@ import keras
 import numpy as np
 import pytest
 
-from keras_cv_course.applications.generative import diffusion
-from keras_cv_course.applications.generative.diffusion import (
-    TINY,
-    VARIANTS,
-    Diffusion,
-    NoiseSchedule,
-    ddim_sample,
-    ddim_timesteps,
-)
+from keras_cv_course.applications.generative.diffusion import TINY, VARIANTS, Diffusion
 from keras_cv_course.errors import KCCError
+from keras_cv_course.generative import ddim as diffusion_ddim
+from keras_cv_course.generative.ddim import NoiseSchedule, ddim_sample, ddim_timesteps
 from tests.jax_runner import run_on_jax
 
 SHAPE = (16, 16, 1)
@@ -140,7 +134,7 @@ def test_stochastic_ddim_step_against_its_formula():
     rng = np.random.default_rng(0)
     x, eps, z = (rng.standard_normal((3, 2, 2, 1)) for _ in range(3))
     abar, abar_prev, eta = 0.3, 0.6, 0.7
-    x_prev, _ = diffusion.ddim_step(x, eps, abar, abar_prev, eta, z, clip=False)
+    x_prev, _ = diffusion_ddim.ddim_step(x, eps, abar, abar_prev, eta, z, clip=False)
     sigma = eta * math.sqrt((1 - abar_prev) / (1 - abar) * (1 - abar / abar_prev))
     x0 = (x - math.sqrt(1 - abar) * eps) / math.sqrt(abar)
     expected = (math.sqrt(abar_prev) * x0 + math.sqrt(1 - abar_prev - sigma ** 2) * eps
@@ -149,12 +143,12 @@ def test_stochastic_ddim_step_against_its_formula():
     # eta = 1 on consecutive steps is DDPM's ancestral step: its mean is the posterior mean
     # mu_tilde(x_t, x0) and its variance beta_tilde.
     alpha = abar / abar_prev
-    mean, x0_hat = diffusion.ddim_step(x, eps, abar, abar_prev, 1.0, None, clip=False)
+    mean, x0_hat = diffusion_ddim.ddim_step(x, eps, abar, abar_prev, 1.0, None, clip=False)
     beta = 1.0 - alpha
     mu_tilde = (math.sqrt(abar_prev) * beta / (1 - abar) * x0_hat
                 + math.sqrt(alpha) * (1 - abar_prev) / (1 - abar) * x)
     np.testing.assert_allclose(mean, mu_tilde, rtol=1e-10, atol=1e-12)
-    with_noise, _ = diffusion.ddim_step(x, eps, abar, abar_prev, 1.0, z, clip=False)
+    with_noise, _ = diffusion_ddim.ddim_step(x, eps, abar, abar_prev, 1.0, z, clip=False)
     beta_tilde = (1 - abar_prev) / (1 - abar) * beta
     np.testing.assert_allclose(with_noise - mean, math.sqrt(beta_tilde) * z, rtol=1e-10)
 

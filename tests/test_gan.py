@@ -15,7 +15,7 @@ from keras_cv_course.applications.generative import gan
 from keras_cv_course.errors import KCCError
 from tests.jax_runner import run_on_jax
 
-TINY = dict(image_shape=(8, 8, 1), latent_dim=8, generator_widths=(16, 8),
+TINY = dict(input_shape=(8, 8, 1), latent_dim=8, generator_widths=(16, 8),
             discriminator_widths=(8, 16), seed=1)
 BUILDERS = {
     "dcgan": lambda: gan.DCGAN(**TINY),
@@ -63,7 +63,7 @@ def fit_step(model):
 JAX_SCRIPT = STEP_SCRIPT + r"""
 from keras_cv_course.applications.generative import gan
 assert keras.backend.backend() == "jax"
-TINY = dict(image_shape=(8, 8, 1), latent_dim=8, generator_widths=(16, 8),
+TINY = dict(input_shape=(8, 8, 1), latent_dim=8, generator_widths=(16, 8),
             discriminator_widths=(8, 16), seed=1)
 models = {"dcgan": gan.DCGAN(**TINY), "conditional_gan": gan.ConditionalGAN(classes=10, **TINY),
           "wgan_gp": gan.WGANGP(n_critic=2, **TINY)}
@@ -172,8 +172,9 @@ def test_save_load_round_trip_reproduces_the_generator(tmp_path):
     np.testing.assert_allclose(loaded.sample(12, seed=5), model.sample(12, seed=5), atol=1e-6)
     z = np.random.default_rng(1).normal(size=(4, 8)).astype("float32")
     onehot = np.eye(10, dtype="float32")[[0, 3, 5, 9]]
-    np.testing.assert_allclose(keras.ops.convert_to_numpy(loaded([z, onehot])),
-                               keras.ops.convert_to_numpy(model([z, onehot])), atol=1e-6)
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(loaded([z, onehot])["images"]),
+                               keras.ops.convert_to_numpy(model([z, onehot])["images"]),
+                               atol=1e-6)
     assert loaded.generator_optimizer is not loaded.discriminator_optimizer
     for network in ("generator", "discriminator"):  # the optimizer state is restored too
         saved, restored = (getattr(m, f"{network}_optimizer") for m in (model, loaded))
@@ -228,7 +229,7 @@ def test_short_training_moves_generated_pixels_toward_the_data():
     from keras_cv_course.data import load_dataset
 
     images = load_dataset("digits", "generative").arrays["train"][0]  # (1257, 8, 8, 1)
-    model = gan.DCGAN(image_shape=(8, 8, 1), latent_dim=16, generator_widths=(32, 16),
+    model = gan.DCGAN(input_shape=(8, 8, 1), latent_dim=16, generator_widths=(32, 16),
                       discriminator_widths=(16, 32), seed=0)
     model.compile(optimizer=keras.optimizers.Adam(2e-3, beta_1=0.5))
     data_mean = float(images.mean())

@@ -13,9 +13,9 @@ from keras_cv_course.applications.generative.pixelcnn import (
     CLASS_INPUT,
     PixelCNN,
     pixel_levels,
-    sample_pixels,
 )
 from keras_cv_course.data.embedded import digits_arrays
+from keras_cv_course.generative.pixels import sample_pixels
 from keras_cv_course.layers.masked_conv import MaskedConv2D, causal_mask
 from keras_cv_course.runs import load_keras_file
 
@@ -116,11 +116,16 @@ def test_gated_pixelcnn_has_no_blind_spot():
 @pytest.mark.parametrize("gated", [False, True], ids=["pixelcnn", "gated"])
 def test_rgb_channels_are_ordered_within_a_pixel(gated):
     model = tiny(gated, input_shape=(5, 5, 3), filters=24, head_filters=24, levels=2)
-    images = np.random.default_rng(3).uniform(size=(1, 5, 5, 3)).astype("float32")
+    assert_channels_ordered(model, size=5)
+
+
+def assert_channels_ordered(model, size):
+    """No output of an RGB model sees a later pixel, or its own pixel's channel or later ones."""
+    images = np.random.default_rng(3).uniform(size=(1, size, size, 3)).astype("float32")
     jacobian = np.abs(input_jacobian(model, images))  # (H, W, C, H, W, C)
-    for row in range(5):
-        for column in range(5):
-            later = raster_later_or_equal(5, 5, row, column)
+    for row in range(size):
+        for column in range(size):
+            later = raster_later_or_equal(size, size, row, column)
             later[row, column] = False
             for channel in range(3):
                 sees = jacobian[row, column, channel]  # (H, W, C)

@@ -81,8 +81,11 @@ def test_every_model_declares_named_inputs_and_outputs():
     for name in applications.list_models():
         info = applications.get_info(name)
         assert info.inputs and info.outputs, name
-    vae = applications.get_info("conv_vae")
-    assert [spec.name for spec in vae.outputs] == ["reconstruction", "z_log_var", "z_mean"]
+    vae = applications.get_info("conv_vae")  # what is served: the decoder
+    assert [spec.name for spec in vae.inputs] == ["latent"]
+    assert [spec.name for spec in vae.outputs] == ["images"]
+    diffusion = applications.get_info("ddpm_unet")  # the denoiser
+    assert [spec.name for spec in diffusion.inputs] == ["noisy_images", "timesteps"]
 
 
 def test_tiny_and_full_configs():

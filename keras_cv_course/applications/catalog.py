@@ -29,10 +29,20 @@ def full_size_stats(names=None):
     stats = {}
     for name in names or list_models():
         model = build_full(name)
-        stats[name] = {"params": parameter_count(model), "gmacs": flops(model).gmacs}
+        stats[name] = model_stats(name, model)
         del model
         keras.backend.clear_session()
     return stats
+
+
+def model_stats(name, model):
+    """``{"params", "gmacs"}``: every trained weight (a GAN's discriminator too), and the
+    multiply-accumulates of one pass of the served network (``Task.serving_model``: a
+    generator, a denoiser step) for one example."""
+    from keras_cv_course.tasks import get_task
+
+    served = get_task(get_info(name).task).serving_model(model)
+    return {"params": parameter_count(model), "gmacs": flops(served).gmacs}
 
 
 def describe(name):
@@ -42,10 +52,11 @@ def describe(name):
     and multiply-accumulates at its reference input.
     """
     from keras_cv_course.specs import specs_of_model_inputs
+    from keras_cv_course.tasks import get_task
 
     info = get_info(name)
     model = build_full(name)
-    stats = {"params": parameter_count(model), "gmacs": flops(model).gmacs}
+    stats = model_stats(name, model)
     reference = (f"{info.reference_params:,}, {info.params_source}"
                  if info.reference_params else f"none: {info.params_source}")
     lines = [f"{name}: {info.description or info.family}",
@@ -53,7 +64,8 @@ def describe(name):
              f"  paper       {info.paper or '-'}",
              f"  parameters  {stats['params']:,} (reference {reference})",
              f"  GMACs       {stats['gmacs']:.3f} per example at the full config's input"]
-    lines += [f"  input       {spec.describe()}" for spec in specs_of_model_inputs(model)]
+    served = get_task(info.task).serving_model(model)
+    lines += [f"  input       {spec.describe()}" for spec in specs_of_model_inputs(served)]
     lines += [f"  output      {spec.describe()}: {spec.description}" for spec in info.outputs]
     lines += [f"  config      {which}: {_arguments(info.config(which))}" for which in CONFIGS]
     lines += [f"  export      {fmt}: " + ("yes" if info.supports_export(fmt)

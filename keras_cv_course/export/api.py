@@ -2,8 +2,9 @@
 
     manifest = export("runs/resnet18-1", "exported/", formats=("savedmodel", "tflite", "onnx"))
 
-Inputs and outputs come from the model: any number, names, dtypes and
-ranks. The serving signature runs the model and then its task's
+Inputs and outputs come from the model (the network its task serves,
+``Task.serving_model``: a GAN's generator, a diffusion model's denoiser):
+any number, names, dtypes and ranks. The serving signature runs the model and then its task's
 postprocessing (``Task.serving_outputs``), so what a deployer gets is what
 the task defines, computed inside the artifact.
 
@@ -105,8 +106,9 @@ def export(model_or_run, out_dir=None, formats=None, golden_batch=None,
     out_dir = out_dir or default_folder(model_or_run, options)
     if os.path.exists(out_dir) and not overwrite:
         raise KCCError(f"export folder {out_dir!r} exists; pass overwrite=True (--overwrite)")
+    trained, model = model, task.serving_model(model)
     golden = golden_inputs(model, task, golden_batch if golden_batch is not None else
-                           run.bundle.golden_batch(8) if run else None)
+                           _data_golden_batch(run, task, trained, model))
     tolerance = tolerance or (info.parity_tolerance if info else FP32_TOLERANCE)
     serve = serving_function(model, task, serving_options)
     plan = _quantization_plan(options, model, task, run, calibration, evaluation_data, serve)
@@ -115,6 +117,7 @@ def export(model_or_run, out_dir=None, formats=None, golden_batch=None,
         manifest = _build_artifacts(model, name, task, staging, formats, golden, tolerance,
                                     allow_flex, plan, serve)
         manifest["serving_options"] = dict(serving_options or {})
+        manifest.update(task.export_record(trained))
         _write_json(os.path.join(staging, "manifest.json"), manifest)
         if run is not None and info is not None and task.can_score():
             write_card_for_export(run, staging)
@@ -176,6 +179,19 @@ def _check_supported(info, name, formats, options=None):
     if info is not None and options is not None and options.mode in info.unsupported_quantize:
         raise KCCError(f"{name} cannot be quantized to {options.mode}: "
                        f"{info.unsupported_quantize[options.mode]}")
+
+
+def _data_golden_batch(run, task, trained, network):
+    """A run's test inputs, when the served network takes what the model trained on.
+
+    A generator serves latents, not the images of its data; its golden batch
+    is then the task's synthetic one (``None`` here)."""
+    if run is None:
+        return None
+    served = [spec.name for spec in specs.specs_of_model_inputs(network)]
+    if served != [spec.name for spec in task.training_inputs(trained)]:
+        return None
+    return run.bundle.golden_batch(8)
 
 
 def golden_inputs(model, task, batch=None):

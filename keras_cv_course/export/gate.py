@@ -54,7 +54,8 @@ def split_arrays(bundle, split, limit=None):
 
     if bundle.arrays is not None:
         inputs, targets = bundle.arrays[split]
-        return tf.nest.map_structure(lambda array: array[:limit], (inputs, targets))
+        return tf.nest.map_structure(lambda array: None if array is None else array[:limit],
+                                     (inputs, targets))  # a task without targets has None
     dataset = getattr(bundle, split)
     dataset = dataset if limit is None else dataset.take(limit)
     batch = next(iter(dataset.batch(1 << 20)))

@@ -11,15 +11,19 @@ data                   ``input_specs``, ``target_specs``, ``annotations``,
                        ``check_data_task``
 registry               ``owns`` (which registered models are this task's)
 building               ``build_arguments`` (what the data decides: input shape,
-                       class count), ``output_specs`` (the model's default outputs)
-the test harness       ``synthetic_batch``
+                       class count), ``output_specs`` (the served network's outputs),
+                       ``training_inputs`` (what ``fit`` feeds the model)
+the test harness       ``synthetic_batch`` (inputs of the served network),
+                       ``training_batch`` (a batch ``fit`` takes)
 training               ``compile`` (``loss``, ``metrics``; ``make_optimizer`` can
                        be called once per optimizer), ``augmentation``
 watching               ``summaries`` (images for TensorBoard)
 evaluation             ``evaluate``, ``headline_metrics``, ``score`` (the headline
                        metrics of any outputs: an exported artifact's, too)
 the main job           ``quickstart`` (the recipe ``kcc quickstart --task`` runs)
-export                 ``serving_outputs`` (postprocessing inside the serving
+export                 ``serving_model`` (the network that is exported),
+                       ``export_record`` (what the manifest must say to use it),
+                       ``serving_outputs`` (postprocessing inside the serving
                        graph), ``compare`` (the parity rule of each output)
 =====================  ==========================================================
 
@@ -209,6 +213,13 @@ class Task:
         """Builder arguments that the data decides: here, the input shape."""
         return {"input_shape": tuple(bundle.input_specs[0].shape)}
 
+    def training_inputs(self, model):
+        """The specs of the inputs ``fit`` feeds ``model``: by default its own inputs.
+
+        A model that trains on other tensors than it serves (a GAN serves a
+        latent and trains on images) is described here by its task."""
+        return specs.specs_of_model_inputs(model)
+
     # -- the test harness ---------------------------------------------------------------
 
     def synthetic_batch(self, model, batch_size=4, seed=0):
@@ -232,6 +243,13 @@ class Task:
         targets = [_random(rng, batch_size, [bindings.get(d, d) for d in spec.shape], spec,
                            classes) for spec in self.target_specs]
         return _structure(list(inputs.values()), model_specs), self.pack_targets(targets)
+
+    def training_batch(self, model, batch_size=4, seed=0):
+        """A random ``(inputs, targets)`` batch that ``model.fit`` takes.
+
+        By default the synthetic batch of the model's own inputs; tasks whose
+        models train on other tensors than they serve override it."""
+        return self.synthetic_batch(model, batch_size, seed)
 
     # -- training -----------------------------------------------------------------------
 
@@ -324,6 +342,21 @@ class Task:
         return {name: metrics[name] for name in self.headline_metrics if name in metrics}
 
     # -- export -------------------------------------------------------------------------
+
+    def serving_model(self, model):
+        """The network that export writes and serving runs: ``model`` itself by default.
+
+        A task whose models train as more than they serve (a GAN trains a
+        discriminator beside its generator; a diffusion model trains on noised
+        images and serves its denoiser) returns the served network, which
+        shares the trained model's weights."""
+        return model
+
+    def export_record(self, model):
+        """Fields ``export`` adds to ``manifest.json``: what using an artifact needs
+        besides the artifact itself (``{}`` by default; a generative model's
+        sampling recipe)."""
+        return {}
 
     def serving_outputs(self, model, outputs, **options):
         """Postprocessing inside the serving graph.

@@ -28,7 +28,7 @@ import time
 import keras
 import numpy as np
 
-from keras_cv_course import __version__, applications, specs
+from keras_cv_course import __version__, applications
 from keras_cv_course.data import DataBundle, load_dataset, pipeline, training_stream
 from keras_cv_course.data.bundle import epoch_steps
 from keras_cv_course.errors import KCCError, unknown_name_error
@@ -330,8 +330,11 @@ def _describe(arguments):
 
 
 def check_model_fits_data(model, bundle, where="the model"):
-    """Raises a one-line error when a model's inputs cannot take the data's inputs."""
-    model_specs = specs.specs_of_model_inputs(model)
+    """Raises a one-line error when a model's inputs cannot take the data's inputs.
+
+    The model's training inputs are its task's to say (``Task.training_inputs``):
+    a generator serves latents but trains on the data's images."""
+    model_specs = get_task(bundle.task).training_inputs(model)
     data_specs = bundle.input_specs
     if len(model_specs) == 1 and len(data_specs) == 1:  # one input: names need not agree
         data_specs = (dataclasses.replace(data_specs[0], name=model_specs[0].name),)

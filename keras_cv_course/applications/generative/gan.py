@@ -62,7 +62,19 @@ import numpy as np
 from keras import ops
 
 from keras_cv_course.applications.classification.common import check_image_shape
+from keras_cv_course.applications.registry import register_family
 from keras_cv_course.errors import KCCError
+from keras_cv_course.generative.sampling import (
+    CLASS_INPUT,
+    CLASS_SPEC,
+    IMAGES_OUTPUT,
+    LATENT_INPUT,
+    LATENT_SPEC,
+    Sampler,
+    draw,
+    keras_forward,
+)
+from keras_cv_course.specs import TensorSpec
 from keras_cv_course.understanding.gradients import tensor_gradient
 
 DCGAN_PAPER = ("Radford, Metz, Chintala. Unsupervised Representation Learning with Deep "
@@ -70,7 +82,6 @@ DCGAN_PAPER = ("Radford, Metz, Chintala. Unsupervised Representation Learning wi
 CGAN_PAPER = "Mirza, Osindero. Conditional Generative Adversarial Nets. 2014. arXiv:1411.1784"
 WGAN_GP_PAPER = ("Gulrajani, Ahmed, Arjovsky, Dumoulin, Courville. Improved Training of "
                  "Wasserstein GANs. NeurIPS 2017. arXiv:1704.00028")
-CLASS_INPUT = "class_onehot"
 LOSSES = ("non_saturating", "wasserstein_gp")
 
 
@@ -120,7 +131,7 @@ def generator_network(image_shape, latent_dim, widths, classes=None, kernel_size
     height, width, channels = _check_grid(image_shape, widths, "generator")
     scale = 2 ** len(widths)
     grid = (height // scale, width // scale, widths[0])
-    latent = keras.Input(shape=(latent_dim,), name="latent")
+    latent = keras.Input(shape=(latent_dim,), name=LATENT_INPUT)
     inputs = [latent]
     x = latent
     if classes:
@@ -308,7 +319,7 @@ class GAN(keras.Model):
         name: model name.
 
     The model is functional, and its graph is the generator: ``inputs`` are
-    ``latent`` (and ``class_onehot``), the output is the images, so
+    ``latent`` (and ``class_onehot``), the output is ``{"images": ...}``, so
     ``gan(latent)``, ``predict`` and ``export`` give generated images. The
     discriminator is trained but not part of the forward pass.
 
@@ -316,7 +327,7 @@ class GAN(keras.Model):
     labels (required by a conditional GAN, ignored otherwise).
 
     Example:
-        >>> gan = DCGAN(image_shape=(8, 8, 1), latent_dim=8,
+        >>> gan = DCGAN(input_shape=(8, 8, 1), latent_dim=8,
         ...             generator_widths=(16, 8), discriminator_widths=(8, 16))
         >>> gan.compile(optimizer=keras.optimizers.Adam(2e-4, beta_1=0.5))
         >>> history = gan.fit(images, epochs=1, batch_size=32)  # d_loss, g_loss
@@ -334,8 +345,8 @@ class GAN(keras.Model):
         inputs = [keras.Input(shape=tensor.shape[1:], name=tensor.name.split(":")[0])
                   for tensor in generator.inputs]
         images = generator(inputs if len(inputs) > 1 else inputs[0])
-        super().__init__(inputs=inputs if len(inputs) > 1 else inputs[0], outputs=images,
-                         name=name, **kwargs)
+        super().__init__(inputs=inputs if len(inputs) > 1 else inputs[0],
+                         outputs={IMAGES_OUTPUT: images}, name=name, **kwargs)
         self.generator, self.discriminator = generator, discriminator
         self.loss_kind, self.n_critic, self.gp_weight = loss, int(n_critic), float(gp_weight)
         self.seed = seed
@@ -453,6 +464,25 @@ class GAN(keras.Model):
         raise KCCError(f"GAN training needs the tensorflow or jax backend, got "
                        f"{keras.backend.backend()!r}")
 
+    def test_step(self, *args):
+        """Both losses on a held-out batch, with fresh noise and no update (``evaluate``)."""
+        if keras.backend.backend() == "jax":
+            return self._jax_test_step(*args)
+        real, onehot = self._unpack(args[-1])
+        z, weights = self._draws(ops.shape(real)[0])
+
+        def critic(images):
+            return self.discriminator(self._with_classes(images, onehot), training=False)
+
+        fake = self.generator(self._with_classes(z, onehot), training=False)
+        return self._record_losses(self._critic_loss(critic, real, fake, weights),
+                                   generator_loss(self.loss_kind, critic(fake)))
+
+    def _record_losses(self, d_loss, g_loss):
+        self.d_loss_tracker.update_state(d_loss)
+        self.g_loss_tracker.update_state(g_loss)
+        return {metric.name: metric.result() for metric in self.metrics}
+
     # -- TensorFlow -----------------------------------------------------------------------------
 
     def _tf_train_step(self, data):
@@ -485,9 +515,7 @@ class GAN(keras.Model):
         grads = tape.gradient(scaled, generator.trainable_weights)
         self.generator_optimizer.apply_gradients(zip(grads, generator.trainable_weights))
 
-        self.d_loss_tracker.update_state(d_loss)
-        self.g_loss_tracker.update_state(g_loss)
-        return {metric.name: metric.result() for metric in self.metrics}
+        return self._record_losses(d_loss, g_loss)
 
     # -- JAX: stateless; every variable's value lives in ``values``, keyed by id ---------------
 
@@ -536,16 +564,36 @@ class GAN(keras.Model):
             _lookup(values, generator.trainable_variables), values)
         values = _apply(self.generator_optimizer, generator, values, grads)
 
-        with keras.StatelessScope(
-                state_mapping=list(zip(self.metrics_variables, metric_values))) as scope:
-            self.d_loss_tracker.update_state(d_loss)
-            self.g_loss_tracker.update_state(g_loss)
-            logs = {metric.name: metric.result() for metric in self.metrics}
-        metric_values = [scope.get_current_value(v) for v in self.metrics_variables]
+        logs, metric_values = self._jax_record_losses(metric_values, d_loss, g_loss)
         state = (_lookup(values, self.trainable_variables),
                  _lookup(values, self.non_trainable_variables),
                  _lookup(values, self.optimizer.variables), metric_values)
         return logs, state
+
+    def _jax_test_step(self, state, data):
+        trainable, non_trainable, metric_values = state
+        values = {**_keyed(self.trainable_variables, trainable),
+                  **_keyed(self.non_trainable_variables, non_trainable)}
+        real, onehot = self._unpack(data)
+        (z, weights), values = self._jax_stateful(values, self._draws, real.shape[0])
+
+        def critic(images):
+            return _forward(self.discriminator, values, self._with_classes(images, onehot),
+                            record=False, training=False)
+
+        fake = _forward(self.generator, values, self._with_classes(z, onehot), record=False,
+                        training=False)
+        d_loss = self._critic_loss(critic, real, fake, weights)
+        g_loss = generator_loss(self.loss_kind, critic(fake))
+        logs, metric_values = self._jax_record_losses(metric_values, d_loss, g_loss)
+        return logs, (trainable, _lookup(values, self.non_trainable_variables), metric_values)
+
+    def _jax_record_losses(self, metric_values, d_loss, g_loss):
+        """``_record_losses`` with the metrics' state passed in and out (JAX)."""
+        with keras.StatelessScope(
+                state_mapping=list(zip(self.metrics_variables, metric_values))) as scope:
+            logs = self._record_losses(d_loss, g_loss)
+        return logs, [scope.get_current_value(v) for v in self.metrics_variables]
 
     def _jax_stateful(self, values, function, *args):
         """Runs ``function`` with the seed generator's state taken from ``values``."""
@@ -555,6 +603,12 @@ class GAN(keras.Model):
         return result, {**values, id(seed_state): scope.get_current_value(seed_state)}
 
     # -- inference and serialisation ----------------------------------------------------------
+
+    @property
+    def sampler(self):
+        """One pass of ``z ~ N(0, I)`` through this network (``generative.sampling``)."""
+        return Sampler(self, "latent", {"latent_dim": self.latent_dim, "classes": self.classes,
+                                        "image_shape": list(self.generator.output.shape[1:])})
 
     def sample(self, num_samples, seed=None, class_ids=None):
         """Generates images from ``z ~ N(0, I)``.
@@ -568,19 +622,7 @@ class GAN(keras.Model):
         Returns:
             float32 NumPy images ``(num_samples, H, W, C)`` in [0, 1].
         """
-        num_samples = int(num_samples)
-        rng = np.random.default_rng(seed)
-        z = rng.standard_normal((num_samples, self.latent_dim)).astype("float32")
-        inputs = z
-        if self.classes:
-            ids = (np.arange(num_samples) % self.classes if class_ids is None
-                   else np.asarray(class_ids, dtype="int64"))
-            if ids.shape != (num_samples,) or ids.min() < 0 or ids.max() >= self.classes:
-                raise KCCError(f"class_ids must be {num_samples} ids in [0, {self.classes}), "
-                               f"got {class_ids!r}")
-            inputs = [z, np.eye(self.classes, dtype="float32")[ids]]
-        images = self.generator(inputs, training=False)
-        return np.asarray(ops.convert_to_numpy(images), dtype="float32")
+        return draw(self.sampler.record(), keras_forward(self), num_samples, seed, class_ids)
 
     def get_config(self):
         return {"generator": keras.saving.serialize_keras_object(self.generator),
@@ -604,11 +646,12 @@ def _lookup(values, variables):
     return [values[id(v)] for v in variables]
 
 
-def _forward(network, values, inputs, record=True):
-    """``network``'s training-mode forward pass; its BatchNorm updates go into ``values``."""
+def _forward(network, values, inputs, record=True, training=True):
+    """``network``'s forward pass (training mode by default) on the weights in ``values``;
+    with ``record``, its BatchNorm updates go into ``values``."""
     outputs, non_trainable = network.stateless_call(
         _lookup(values, network.trainable_variables),
-        _lookup(values, network.non_trainable_variables), inputs, training=True)
+        _lookup(values, network.non_trainable_variables), inputs, training=training)
     if record:
         values.update(_keyed(network.non_trainable_variables, non_trainable))
     return outputs
@@ -625,18 +668,20 @@ def _apply(optimizer, network, values, grads):
 
 # -- variants ---------------------------------------------------------------------------------
 
-def build_gan(image_shape=(28, 28, 1), latent_dim=100, classes=None,
+def build_gan(input_shape=(28, 28, 1), latent_dim=100, classes=None,
               generator_widths=(128, 64), discriminator_widths=(64, 128), kernel_size=4,
               loss="non_saturating", n_critic=1, gp_weight=10.0, seed=None, name="gan"):
     """A ``GAN`` of the DCGAN networks; ``classes`` makes both class-conditional.
+
+    ``input_shape`` is the shape of the images it learns (the data's input).
 
     The Wasserstein loss (WGAN-GP) takes a critic without BatchNorm, since
     the gradient penalty is per example and BatchNorm mixes the examples.
     """
     wasserstein = loss == "wasserstein_gp"
-    return GAN(generator_network(image_shape, latent_dim, generator_widths, classes,
+    return GAN(generator_network(input_shape, latent_dim, generator_widths, classes,
                                  kernel_size),
-               discriminator_network(image_shape, discriminator_widths, classes, kernel_size,
+               discriminator_network(input_shape, discriminator_widths, classes, kernel_size,
                                      batch_norm=not wasserstein,
                                      name="critic" if wasserstein else "discriminator"),
                loss=loss, n_critic=n_critic, gp_weight=gp_weight, seed=seed, name=name)
@@ -655,3 +700,24 @@ def ConditionalGAN(**kwargs):
 def WGANGP(**kwargs):
     """WGAN-GP: Wasserstein loss plus gradient penalty, 5 critic steps per generator step."""
     return build_gan(**{"loss": "wasserstein_gp", "n_critic": 5, "name": "wgan_gp", **kwargs})
+
+
+SERVED_OUTPUTS = (TensorSpec(IMAGES_OUTPUT, ("height", "width", "channels"), "float32",
+                             "generated images in [0, 1]"),)
+PARAMS_SOURCE = "no public reference for this configuration"
+FULL = dict(input_shape=(28, 28, 1), latent_dim=100, generator_widths=(128, 64),
+            discriminator_widths=(64, 128))
+TINY = dict(input_shape=(8, 8, 1), latent_dim=8, generator_widths=(16, 8),
+            discriminator_widths=(8, 16))
+VARIANTS = (
+    dict(name="dcgan", builder=DCGAN, paper=DCGAN_PAPER, task="generative",
+         inputs=(LATENT_SPEC,), description="DCGAN: transposed-convolution generator"),
+    dict(name="wgan_gp", builder=WGANGP, paper=WGAN_GP_PAPER, task="generative",
+         inputs=(LATENT_SPEC,), description="WGAN-GP: critic with a gradient penalty"),
+    dict(name="conditional_gan", builder=ConditionalGAN, paper=CGAN_PAPER,
+         task="conditional_generative", inputs=(LATENT_SPEC, CLASS_SPEC),
+         description="Class-conditional DCGAN"),
+)
+
+register_family("gan", VARIANTS, reference_params=None, params_source=PARAMS_SOURCE,
+                full_config=FULL, tiny_config=TINY, outputs=SERVED_OUTPUTS)

@@ -63,6 +63,8 @@ from keras_cv_course.applications.classification.common import check_image_shape
 from keras_cv_course.applications.generative.own_loss import OwnLossModel
 from keras_cv_course.applications.registry import register_family
 from keras_cv_course.errors import KCCError
+from keras_cv_course.generative.pixels import images_to_levels
+from keras_cv_course.generative.sampling import Sampler, draw, keras_forward
 from keras_cv_course.layers.masked_conv import MaskedConv2D, QuantizePixels
 from keras_cv_course.specs import TensorSpec
 
@@ -196,8 +198,57 @@ def output_head(x, image_shape, levels, head_filters, groups):
 
 # -- the model --------------------------------------------------------------------------------
 
+class AutoregressiveModel(OwnLossModel):
+    """What PixelCNN and PixelRNN share: the likelihood loss, bits per dimension, sampling.
+
+    A subclass builds its functional graph (``images`` in, ``{"logits"}`` out),
+    sets ``image_shape``, ``levels`` and ``classes``, and calls
+    ``track_likelihood()``.
+    """
+
+    def track_likelihood(self):
+        """Creates the loss and the ``bits_per_dim`` metric (after ``levels`` is set)."""
+        self.nll = PixelNLL(self.levels)
+        self.bits_tracker = keras.metrics.Mean(name="bits_per_dim")
+
+    @property
+    def dimensions(self):
+        """Numbers per image: ``H * W * C``."""
+        return int(np.prod(self.image_shape))
+
+    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+        """Mean NLL in nats per image; also records bits per dimension."""
+        images = _images_of(x)
+        self.bits_tracker.update_state(nats_to_bits_per_dim(
+            pixel_nll(images, y_pred["logits"], self.levels), self.dimensions))
+        return self.nll(images, y_pred["logits"])
+
+    @property
+    def sampler(self):
+        """Pixel by pixel around this network (``generative.sampling``)."""
+        return Sampler(self, "pixels", {"image_shape": list(self.image_shape),
+                                        "levels": self.levels, "classes": self.classes})
+
+    def sample(self, num_samples, seed=None, class_ids=None, return_levels=False):
+        """Draws images pixel by pixel (``H * W * C`` forward passes).
+
+        Args:
+            num_samples: number of images.
+            seed: NumPy seed; equal seeds give equal samples.
+            class_ids: class-conditional models: ``(num_samples,)`` class ids;
+                by default ``0, 1, 2, ...`` cycling over the classes.
+            return_levels: return the integer levels instead of images.
+
+        Returns:
+            ``(num_samples, H, W, C)``: float32 images ``level / (levels - 1)``
+            in [0, 1] (what the generative task shows), or int32 levels.
+        """
+        images = draw(self.sampler.record(), keras_forward(self), num_samples, seed, class_ids)
+        return images_to_levels(images, self.levels) if return_levels else images
+
+
 @keras.saving.register_keras_serializable(package="keras_cv_course")
-class PixelCNN(OwnLossModel):
+class PixelCNN(AutoregressiveModel):
     """A PixelCNN (``gated=False``) or Gated PixelCNN, with its own loss.
 
     Args:
@@ -248,52 +299,7 @@ class PixelCNN(OwnLossModel):
         self.levels, self.filters, self.blocks = int(levels), int(filters), int(blocks)
         self.kernel_size, self.first_kernel_size = int(kernel_size), int(first_kernel_size)
         self.head_filters, self.gated, self.classes = int(head_filters), bool(gated), classes
-        self.nll = PixelNLL(levels)
-        self.bits_tracker = keras.metrics.Mean(name="bits_per_dim")
-
-    @property
-    def dimensions(self):
-        """Numbers per image: ``H * W * C``."""
-        return int(np.prod(self.image_shape))
-
-    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
-        """Mean NLL in nats per image; also records bits per dimension."""
-        images = _images_of(x)
-        self.bits_tracker.update_state(nats_to_bits_per_dim(
-            pixel_nll(images, y_pred["logits"], self.levels), self.dimensions))
-        return self.nll(images, y_pred["logits"])
-
-    def sample(self, num_samples, seed=None, class_ids=None, return_levels=False):
-        """Draws images pixel by pixel (``H * W * C`` forward passes).
-
-        Args:
-            num_samples: number of images.
-            seed: NumPy seed; equal seeds give equal samples.
-            class_ids: class-conditional models: ``(num_samples,)`` class ids;
-                by default ``0, 1, 2, ...`` cycling over the classes.
-            return_levels: return the integer levels instead of images.
-
-        Returns:
-            ``(num_samples, H, W, C)``: float32 images ``level / (levels - 1)``
-            in [0, 1] (what the generative task shows), or int32 levels.
-        """
-        num_samples = int(num_samples)
-        extra = {}
-        if self.classes:
-            ids = np.arange(num_samples) % self.classes if class_ids is None else \
-                np.asarray(class_ids, dtype="int64")
-            if ids.shape != (num_samples,) or ids.min() < 0 or ids.max() >= self.classes:
-                raise KCCError(f"class_ids must be {num_samples} ids in [0, {self.classes}), "
-                               f"got {class_ids!r}")
-            extra[CLASS_INPUT] = np.eye(self.classes, dtype="float32")[np.asarray(ids)]
-
-        def forward(images):
-            inputs = {"images": images, **extra} if extra else images
-            # The compiled predict function: one trace, then H * W * C fast calls.
-            return self.predict_on_batch(inputs)["logits"]
-
-        levels = sample_pixels(forward, num_samples, self.image_shape, self.levels, seed)
-        return levels if return_levels else levels_to_images(levels, self.levels)
+        self.track_likelihood()
 
     def get_config(self):
         return {"input_shape": self.image_shape, "levels": self.levels, "filters": self.filters,
@@ -321,54 +327,6 @@ def _check_config(input_shape, levels, kernel_size, first_kernel_size, gated, cl
 
 def _images_of(inputs):
     return inputs["images"] if isinstance(inputs, dict) else inputs
-
-
-# -- sampling, with any forward pass ----------------------------------------------------------
-
-def sample_pixels(forward, num_samples, image_shape, levels, seed=None):
-    """Samples images in raster order (then channel order) with any forward pass.
-
-    Args:
-        forward: callable taking float32 NumPy images ``(n, H, W, C)`` in
-            [0, 1] and returning logits ``(n, H, W, C, levels)`` (or a dict
-            holding them as ``"logits"``): a Keras model, a SavedModel, a
-            TFLite interpreter or an ONNX session wrapped in a function.
-        num_samples: ``n``.
-        image_shape: ``(H, W, C)``.
-        levels: values per pixel.
-        seed: NumPy seed; equal seeds and forward passes give equal samples.
-
-    Returns:
-        int32 levels ``(n, H, W, C)``.
-
-    Example:
-        >>> runner = export.load_runner("tflite", "exported/model.tflite")
-        >>> levels = sample_pixels(runner, 16, (8, 8, 1), levels=4, seed=0)
-    """
-    rng = np.random.default_rng(seed)
-    height, width, channels = (int(d) for d in image_shape)
-    drawn = np.zeros((int(num_samples), height, width, channels), dtype="int32")
-    for row in range(height):
-        for column in range(width):
-            for channel in range(channels):
-                logits = forward(levels_to_images(drawn, levels))
-                logits = logits["logits"] if isinstance(logits, dict) else logits
-                logits = np.asarray(logits, dtype="float64")[:, row, column, channel]  # (n, L)
-                drawn[:, row, column, channel] = draw_categorical(rng, logits)
-    return drawn
-
-
-def draw_categorical(rng, logits):
-    """One draw per row of ``logits`` ``(n, L)`` by inverting the softmax's CDF."""
-    probabilities = np.exp(logits - logits.max(axis=-1, keepdims=True))
-    cumulative = np.cumsum(probabilities, axis=-1)
-    uniform = rng.uniform(size=(len(logits), 1)) * cumulative[:, -1:]
-    return np.minimum((cumulative <= uniform).sum(axis=-1), logits.shape[-1] - 1)
-
-
-def levels_to_images(levels_array, levels):
-    """Integer levels -> float32 images ``level / (levels - 1)`` in [0, 1]."""
-    return (np.asarray(levels_array, dtype="float32") / float(levels - 1)).astype("float32")
 
 
 # -- variants and registration ----------------------------------------------------------------

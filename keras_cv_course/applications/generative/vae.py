@@ -21,6 +21,8 @@ convolutions up) rather than the paper's MLP; pixels are modelled as
 Bernoulli, so inputs must lie in [0, 1].
 """
 
+import math
+
 import keras
 from keras import ops
 
@@ -28,8 +30,15 @@ from keras_cv_course.applications.classification.common import check_image_shape
 from keras_cv_course.applications.generative.own_loss import OwnLossModel
 from keras_cv_course.applications.registry import register_family
 from keras_cv_course.errors import KCCError
+from keras_cv_course.generative.sampling import (
+    IMAGES_OUTPUT,
+    LATENT_INPUT,
+    LATENT_SPEC,
+    Sampler,
+    draw,
+    keras_forward,
+)
 from keras_cv_course.layers.sampling import GaussianSampling
-from keras_cv_course.specs import TensorSpec
 
 PAPER = "Kingma, Welling. Auto-Encoding Variational Bayes. ICLR 2014. arXiv:1312.6114"
 
@@ -71,10 +80,10 @@ def encoder(image, widths, latent_dim):
 
 
 def decoder(image_shape, widths, latent_dim):
-    """Transposed convolutions from ``z`` up to pixel probabilities."""
+    """Transposed convolutions from ``z`` up to pixel probabilities: ``latent -> {"images"}``."""
     height, width, channels = image_shape
     scale = 2 ** len(widths)
-    latent = keras.Input(shape=(latent_dim,), name="z")
+    latent = keras.Input(shape=(latent_dim,), name=LATENT_INPUT)
     x = keras.layers.Dense(
         (height // scale) * (width // scale) * widths[-1], activation="relu", name="decoder_dense"
     )(latent)
@@ -85,7 +94,7 @@ def decoder(image_shape, widths, latent_dim):
                                          name=f"decoder_deconv{index}")(x)
     pixels = keras.layers.Conv2D(channels, 3, padding="same", activation="sigmoid",
                                  name="decoder_pixels")(x)
-    return keras.Model(latent, pixels, name="decoder")
+    return keras.Model(latent, {IMAGES_OUTPUT: pixels}, name="decoder")
 
 
 @keras.saving.register_keras_serializable(package="keras_cv_course")
@@ -118,7 +127,8 @@ class VAE(OwnLossModel):
         z_mean, z_log_var = encoder(image, widths, latent_dim)
         z = GaussianSampling(seed=seed, name="z_sample")([z_mean, z_log_var])
         generator = decoder(input_shape, widths, latent_dim)
-        outputs = {"reconstruction": generator(z), "z_mean": z_mean, "z_log_var": z_log_var}
+        outputs = {"reconstruction": generator(z)[IMAGES_OUTPUT], "z_mean": z_mean,
+                   "z_log_var": z_log_var}
         super().__init__(inputs=image, outputs=outputs, name=name, **kwargs)
         self.image_shape = tuple(input_shape)
         self.latent_dim = latent_dim
@@ -128,12 +138,33 @@ class VAE(OwnLossModel):
         self.negative_elbo = NegativeELBO()
         self.reconstruction_tracker = keras.metrics.Mean(name="reconstruction_loss")
         self.kl_tracker = keras.metrics.Mean(name="kl_loss")
+        self.bits_tracker = keras.metrics.Mean(name="bits_per_dim")
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
-        """The negative ELBO; also records its two terms as metrics."""
-        self.reconstruction_tracker.update_state(reconstruction_error(x, y_pred["reconstruction"]))
-        self.kl_tracker.update_state(kl_divergence(y_pred["z_mean"], y_pred["z_log_var"]))
+        """The negative ELBO; also records its two terms and the bound in bits per dimension.
+
+        ``bits_per_dim`` is the negative ELBO divided by ``H * W * C * ln 2``: an
+        upper bound on the model's negative log-likelihood per pixel, comparable
+        with PixelCNN's on binarised images.
+        """
+        reconstruction = reconstruction_error(x, y_pred["reconstruction"])
+        kl = kl_divergence(y_pred["z_mean"], y_pred["z_log_var"])
+        self.reconstruction_tracker.update_state(reconstruction)
+        self.kl_tracker.update_state(kl)
+        dimensions = math.prod(self.image_shape)
+        self.bits_tracker.update_state((reconstruction + kl) / (dimensions * math.log(2.0)))
         return self.negative_elbo(x, y_pred)
+
+    def reconstruct(self, images):
+        """Decodes the encoder's mean for ``images``: NumPy ``(n, H, W, C)`` in [0, 1]."""
+        outputs = self(images, training=False)
+        return keras.ops.convert_to_numpy(outputs["reconstruction"])
+
+    @property
+    def sampler(self):
+        """The decoder on ``z ~ N(0, I)`` (``generative.sampling``); it is what is exported."""
+        return Sampler(self.generator, "latent", {"latent_dim": self.latent_dim, "classes": None,
+                                                  "image_shape": list(self.image_shape)})
 
     def sample(self, num_samples, seed=None):
         """Decodes ``num_samples`` draws from the prior ``N(0, I)``.
@@ -141,8 +172,7 @@ class VAE(OwnLossModel):
         Returns:
             NumPy array ``(num_samples, height, width, channels)`` in [0, 1].
         """
-        z = keras.random.normal((int(num_samples), self.latent_dim), seed=seed)
-        return keras.ops.convert_to_numpy(self.generator(z, training=False))
+        return draw(self.sampler.record(), keras_forward(self.generator), num_samples, seed)
 
     def get_config(self):
         return {"input_shape": self.image_shape, "latent_dim": self.latent_dim,
@@ -157,12 +187,6 @@ def ConvVAE(**kwargs):
     return VAE(**kwargs)
 
 
-OUTPUTS = (
-    TensorSpec("reconstruction", ("height", "width", "channels"), "float32",
-               "decoded pixel probabilities"),
-    TensorSpec("z_log_var", ("latent",), "float32", "log-variance of q(z|x)"),
-    TensorSpec("z_mean", ("latent",), "float32", "mean of q(z|x)"),
-)
 VARIANTS = (
     dict(name="conv_vae", builder=ConvVAE, reference_params=None,
          params_source="no public reference for this configuration",
@@ -171,4 +195,5 @@ VARIANTS = (
          description="Convolutional VAE, Bernoulli pixels"),
 )
 
-register_family("vae", VARIANTS, task="generative", paper=PAPER, outputs=OUTPUTS)
+# What is served and exported is the decoder (``sampler``): latent in, images out.
+register_family("vae", VARIANTS, task="generative", paper=PAPER, inputs=(LATENT_SPEC,))
