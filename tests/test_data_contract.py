@@ -129,7 +129,7 @@ def test_a_flip_moves_boxes_and_masks_with_the_image():
 
 def test_a_dataset_lists_the_tasks_it_serves():
     with pytest.raises(KCCError, match=r"dataset 'digits' serves tasks \['classification', "
-                                       r"'generative'"):
+                                       r"'conditional_generative', 'generative'"):
         load_dataset("digits", task="segmentation")
 
 

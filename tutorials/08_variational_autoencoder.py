@@ -229,7 +229,7 @@ assert samples.shape == (32, *SIZE, 1) and 0.0 <= samples.min() and samples.max(
 n = 12
 quantiles = norm.ppf(np.linspace(0.04, 0.96, n)).astype("float32")
 grid = np.array([[x, y] for y in quantiles[::-1] for x in quantiles], dtype="float32")
-decoded = keras.ops.convert_to_numpy(vae.generator(grid, training=False))
+decoded = keras.ops.convert_to_numpy(vae.generator(grid, training=False)["images"])
 manifold = decoded[..., 0].reshape(n, n, *SIZE).transpose(0, 2, 1, 3).reshape(
     n * SIZE[0], n * SIZE[1])
 

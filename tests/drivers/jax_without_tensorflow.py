@@ -3,7 +3,8 @@
     KERAS_BACKEND=jax python tests/drivers/jax_without_tensorflow.py
 
 Every registered model is built in its tiny config; the first model of each
-family also runs a compiled forward pass (each pass costs an XLA compile, and
+family also runs a compiled forward pass of the network its task serves (a
+GAN's generator, a diffusion model's denoiser) (each pass costs an XLA compile, and
 variants of a family share their layers). Prints one line per model and
 ``OK <count>``; exits non-zero on any failure.
 """
@@ -27,6 +28,7 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
 from keras_cv_course import applications  # noqa: E402
+from keras_cv_course.tasks import get_task  # noqa: E402
 
 assert keras.backend.backend() == "jax", keras.backend.backend()
 names = applications.list_models()
@@ -38,10 +40,12 @@ for name in names:
         print(name, "built")
         continue
     families_run.add(family)
-    images = np.random.default_rng(0).uniform(0, 1, (2, *model.input_shape[1:])).astype("float32")
+    task = get_task(applications.get_info(name).task)
+    served = task.serving_model(model)
+    inputs, targets = task.synthetic_batch(served, batch_size=2)
     if applications.get_info(name).training == "memorize":
-        model.memorize(images, np.arange(2) % model.output_shape[-1])
-    outputs = model.predict(images, verbose=0)  # one compiled call, not op-by-op
+        model.memorize(inputs, targets)
+    outputs = served.predict(inputs, verbose=0)  # one compiled call, not op-by-op
     flat = outputs.values() if isinstance(outputs, dict) else [outputs]
     assert all(np.all(np.isfinite(np.asarray(value))) for value in flat), name
     print(name, "built and ran")
