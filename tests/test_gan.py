@@ -15,8 +15,7 @@ from keras_cv_course.applications.generative import gan
 from keras_cv_course.errors import KCCError
 from tests.jax_runner import run_on_jax
 
-TINY = dict(input_shape=(8, 8, 1), latent_dim=8, generator_widths=(16, 8),
-            discriminator_widths=(8, 16), seed=1)
+TINY = {**gan.TINY, "seed": 1}  # the registry's tiny networks, seeded noise
 BUILDERS = {
     "dcgan": lambda: gan.DCGAN(**TINY),
     "conditional_gan": lambda: gan.ConditionalGAN(classes=10, **TINY),
@@ -63,8 +62,7 @@ def fit_step(model):
 JAX_SCRIPT = STEP_SCRIPT + r"""
 from keras_cv_course.applications.generative import gan
 assert keras.backend.backend() == "jax"
-TINY = dict(input_shape=(8, 8, 1), latent_dim=8, generator_widths=(16, 8),
-            discriminator_widths=(8, 16), seed=1)
+TINY = {**gan.TINY, "seed": 1}
 models = {"dcgan": gan.DCGAN(**TINY), "conditional_gan": gan.ConditionalGAN(classes=10, **TINY),
           "wgan_gp": gan.WGANGP(n_critic=2, **TINY)}
 print("RESULT " + json.dumps({name: fit_step(model) for name, model in models.items()}))

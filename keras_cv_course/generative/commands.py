@@ -43,6 +43,8 @@ def sample(source, num_samples=64, out=None, artifact=None, seed=0, class_ids=No
         KCCError: a source that is not generative, an artifact without a
             sampler record, bad class ids, or a PNG that cannot be written.
     """
+    if out is not None:
+        _check_folder(out)  # before minutes of sampling, not after
     record, forward = open_sampler(source, artifact)
     ids = None if class_ids is None else np.resize(np.asarray(class_ids), int(num_samples))
     options = {"steps": steps} if steps else {}
@@ -122,7 +124,11 @@ def write_grid(images, path, columns=None):
     grid = np.repeat(np.repeat(grid, scale, axis=0), scale, axis=1)
     pixels = (np.clip(grid, 0.0, 1.0) * 255).round().astype("uint8")
     picture = Image.fromarray(pixels[..., 0] if pixels.shape[-1] == 1 else pixels)
+    _check_folder(path)
+    write_atomically(path, lambda temporary: picture.save(temporary, format="PNG"))
+
+
+def _check_folder(path):
     folder = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(folder):
         raise KCCError(f"cannot write {path!r}: the folder {folder!r} does not exist")
-    write_atomically(path, lambda temporary: picture.save(temporary, format="PNG"))

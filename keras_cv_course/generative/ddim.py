@@ -125,7 +125,8 @@ def ddim_sample(denoise, num_samples, image_shape, schedule, steps=50, seed=None
     Args:
         denoise: callable ``(noisy_images (n, H, W, C) float32, timesteps (n,))
             -> predicted noise`` (an array, or a dict holding it as
-            ``"predicted_noise"``): ``Diffusion.predict_noise``, or a TFLite
+            ``"predicted_noise"``): the Keras denoiser through
+            ``sampling.keras_forward``, or a TFLite
             interpreter or ONNX session wrapped in a function.
         num_samples: ``n``.
         image_shape: ``(H, W, C)``.
@@ -141,7 +142,9 @@ def ddim_sample(denoise, num_samples, image_shape, schedule, steps=50, seed=None
         float32 images ``(n, H, W, C)`` in [0, 1].
 
     Example:
-        >>> images = ddim_sample(model.predict_noise, 16, (16, 16, 1),
+        >>> denoiser = keras_forward(model.denoiser)
+        >>> images = ddim_sample(lambda x, t: denoiser({"noisy_images": x, "timesteps": t}),
+        ...                      16, (16, 16, 1),
         ...                      model.noise_schedule, steps=50, seed=0)
     """
     if eta < 0:

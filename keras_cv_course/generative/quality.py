@@ -17,6 +17,7 @@ model's bits per dimension, fitted on the training split, as the baseline.
 import numpy as np
 
 from keras_cv_course.generative import metrics
+from keras_cv_course.generative.pixels import images_to_levels
 from keras_cv_course.generative.sampling import draw, keras_forward
 
 PRECISION_RECALL_K = 3
@@ -111,7 +112,7 @@ def likelihood_baseline(run, run_metrics):
         return {}
     train, test = (split_arrays(run.bundle, split)[0] for split in ("train", "test"))
     baseline = metrics.pixel_independent_bits_per_dimension(
-        _levels(train, levels), _levels(test, levels), levels)
+        images_to_levels(train, levels), images_to_levels(test, levels), levels)
     return {"bits_per_dim": float(bits), "pixel_independent_bits_per_dim": float(baseline)}
 
 
@@ -120,10 +121,6 @@ def _read_metrics(run):
 
     with open(run.folder.metrics_json, encoding="utf-8") as handle:
         return json.load(handle)
-
-
-def _levels(images, levels):
-    return np.rint(np.asarray(images, "float64") * (levels - 1)).astype("int64")
 
 
 def _classifier(classifier):

@@ -38,7 +38,7 @@ Sampling (DDIM) starts from ``x_T ~ N(0, I)`` and walks down a sub-sequence
     sigma  = eta sqrt((1 - abar_prev) / (1 - abar_t)) sqrt(1 - abar_t / abar_prev)
 
 ``eta = 0`` is deterministic given ``x_T``; ``eta = 1`` is DDPM's ancestral
-sampler on the sub-sequence. The sampler (``ddim_sample``) is NumPy around any
+sampler on the sub-sequence. The sampler (``generative.ddim.ddim_sample``) is NumPy around any
 callable ``(noisy_images, timesteps) -> predicted noise``: the Keras denoiser,
 or a TFLite interpreter or ONNX session wrapped in a function.
 
@@ -286,13 +286,6 @@ class Diffusion(keras.Model):
         return Sampler(self.denoiser, "ddim", {"image_shape": list(self.image_shape),
                                                **self.noise_schedule.get_config(),
                                                "steps": DEFAULT_STEPS})
-
-    def predict_noise(self, noisy_images, timesteps):
-        """The denoiser on NumPy arrays (``timesteps`` per example) -> NumPy noise."""
-        outputs = self.denoiser.predict_on_batch(
-            {"noisy_images": np.asarray(noisy_images, "float32"),
-             "timesteps": np.asarray(timesteps, "float32")})
-        return np.asarray(outputs[NOISE_OUTPUT])
 
     def sample(self, num_samples, steps=DEFAULT_STEPS, seed=None, eta=0.0):
         """DDIM samples: ``(num_samples, H, W, C)`` float32 in [0, 1]."""

@@ -64,7 +64,7 @@ from keras_cv_course.applications.generative.own_loss import OwnLossModel
 from keras_cv_course.applications.registry import register_family
 from keras_cv_course.errors import KCCError
 from keras_cv_course.generative.pixels import images_to_levels
-from keras_cv_course.generative.sampling import Sampler, draw, keras_forward
+from keras_cv_course.generative.sampling import CLASS_INPUT, Sampler, draw, keras_forward
 from keras_cv_course.layers.masked_conv import MaskedConv2D, QuantizePixels
 from keras_cv_course.specs import TensorSpec
 
@@ -72,7 +72,6 @@ PIXELCNN_PAPER = ("van den Oord, Kalchbrenner, Kavukcuoglu. Pixel Recurrent Neur
                   "ICML 2016. arXiv:1601.06759")
 GATED_PAPER = ("van den Oord, Kalchbrenner, Vinyals, Espeholt, Graves, Kavukcuoglu. Conditional "
                "Image Generation with PixelCNN Decoders. NeurIPS 2016. arXiv:1606.05328")
-CLASS_INPUT = "class_onehot"
 GATE_PARTS = ("tanh", "sigmoid")
 
 
