@@ -33,7 +33,7 @@ setup(
     install_requires=INSTALL_REQUIRES,
     extras_require={
         "test": ["pytest>=8", "pytest-xdist>=3.5", "ruff>=0.6", "jax[cpu]>=0.4.30",
-                 "hypothesis>=6.100"],
+                 "hypothesis>=6.100", "nltk>=3.8", "pycocoevalcap==1.2"],
         "jax": ["jax[cpu]>=0.4.30"],
         "docs": ["mkdocs==1.6.*", "mkdocs-material==9.8.*", "mkdocstrings[python]==1.0.*",
                  "mkdocstrings-python==2.0.*", "mkdocs-jupyter==0.26.*", "jupytext==1.19.*",

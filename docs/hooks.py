@@ -134,6 +134,18 @@ LECTURES = (
                   ("generative/metrics.py", "keras_cv_course.generative.metrics"),
                   ("generative/quality.py", "keras_cv_course.generative.quality")),
          tutorial="12_generative_models.py", tasks=("generative", "conditional_generative")),
+    dict(number=13, lecture="Recurrent networks, attention and image captioning",
+         topics="the vanilla RNN, LSTM and GRU from their equations; vanishing gradients; "
+                "captioning with teacher forcing; soft attention over a feature grid; "
+                "self-attention and the Transformer; greedy and beam search; BLEU and CIDEr-D; "
+                "exporting an encoder and a one-step decoder",
+         modules=(("sequence", "api/sequence.md"),
+                  ("applications/captioning/", "api/zoo/captioning.md"),
+                  ("sequence/cells.py", "keras_cv_course.sequence.cells"),
+                  ("sequence/attention.py", "keras_cv_course.sequence.attention"),
+                  ("sequence/transformer.py", "keras_cv_course.sequence.transformer"),
+                  ("sequence/captioning.py", "keras_cv_course.sequence.captioning")),
+         tutorial="13_sequences_and_captioning.py", tasks=("captioning",)),
 )
 
 

@@ -364,9 +364,12 @@ def cmd_export(args):
     out = args.out or default_folder(args.run, options or None)
     manifest = export(args.run, out, formats=args.formats, overwrite=args.overwrite,
                       quantize=options or None, serving_options=dict(args.serving_option))
-    for fmt, entry in manifest["artifacts"].items():
-        print(f"{fmt:<11} {entry['mode']:<8} {entry['bytes']:>12,} bytes  {entry['op_count']:>5} "
-              f"ops  {_verdict(entry)}  {os.path.join(out, entry['path'])}")
+    parts = manifest.get("parts", {"": manifest})  # several served networks: one folder each
+    for part, described in parts.items():
+        for fmt, entry in described["artifacts"].items():
+            print(f"{fmt:<11} {entry['mode']:<8} {entry['bytes']:>12,} bytes  "
+                  f"{entry['op_count']:>5} ops  {_verdict(entry)}  "
+                  f"{os.path.join(out, part, entry['path'])}")
     print(f"manifest: {os.path.join(out, 'manifest.json')}")
 
 

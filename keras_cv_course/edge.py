@@ -54,9 +54,11 @@ class EdgeRunner:
             this after one.
     """
 
-    def __init__(self, call, input_names, output_names, io_quantization, count_delegated=None):
+    def __init__(self, call, input_names, output_names, io_quantization, count_delegated=None,
+                 batch_size=None):
         self._call = call
         self._count_delegated = count_delegated
+        self.batch_size = batch_size  # an artifact exported at a static batch (a detector's 1)
         self.input_names = tuple(input_names)
         self.output_names = tuple(output_names)
         self.io_quantization = io_quantization
@@ -75,9 +77,27 @@ class EdgeRunner:
             raise KCCError(f"missing inputs {missing}; the model takes {list(self.input_names)}")
         feed = {name: to_artifact(inputs[name], self.io_quantization.get(name))
                 for name in self.input_names}
-        outputs = self._call(feed)
+        rows = len(next(iter(feed.values())))
+        if self.batch_size and rows != self.batch_size:
+            outputs = in_slices(self._call, feed, self.batch_size)
+        else:
+            outputs = self._call(feed)
         return {name: from_artifact(outputs[name], self.io_quantization.get(name))
                 for name in self.output_names}
+
+
+def in_slices(call, named, size):
+    """``call`` on consecutive slices of ``size`` examples of ``{name: array}``; the
+    outputs (``{name: array}``, NumPy or tensors) concatenated as NumPy."""
+    total = len(next(iter(named.values())))
+    parts = [call({name: value[start:start + size] for name, value in named.items()})
+             for start in range(0, total, size)]
+    return {key: np.concatenate([np.asarray(part[key]) for part in parts]) for key in parts[0]}
+
+
+def _static_batch(dimension):
+    """The batch size of an input shape's first dimension when it is fixed, else ``None``."""
+    return int(dimension) if isinstance(dimension, (int, np.integer)) and dimension > 0 else None
 
 
 def open_tflite(path, threads=None, xnnpack=True):
@@ -114,8 +134,10 @@ def open_tflite(path, threads=None, xnnpack=True):
     def count_delegated():
         return sum(op["op_name"] == "DELEGATE" for op in interpreter._get_ops_details())
 
+    signature = interpreter.get_signature_list()[SIGNATURE]["inputs"]
+    batch = _static_batch(inputs[signature[0]]["shape_signature"][0]) if signature else None
     return EdgeRunner(lambda feed: runner(**feed), inputs, outputs, quantization,
-                      count_delegated)
+                      count_delegated, batch_size=batch)
 
 
 def open_onnx(path, threads=None, io_quantization=None):
@@ -153,7 +175,8 @@ def open_onnx(path, threads=None, io_quantization=None):
     def call(feed):
         return dict(zip(output_names, session.run(output_names, feed)))
 
-    return EdgeRunner(call, input_names, output_names, dict(io_quantization or {}))
+    return EdgeRunner(call, input_names, output_names, dict(io_quantization or {}),
+                      batch_size=_static_batch(session.get_inputs()[0].shape[0]))
 
 
 def open_artifact(path, fmt, threads=None, xnnpack=True, io_quantization=None):

@@ -44,15 +44,49 @@ def predict(source, image_paths, out_dir=None, artifact=None):
     """
     model, task, image_shape, class_names = open_source(source, artifact is not None)
     images = [read_image(path, image_shape) for path in image_paths]
-    run = _runner(artifact) if artifact else _keras_runner(model, task)
+    run = open_pipeline(task, model, artifact)
     results = []
     for path, image in zip(image_paths, images):
         outputs = {key: np.asarray(value)[0] for key, value in _call(run, image).items()}
         picture, lines = task.prediction_picture(image, outputs, class_names)
-        results.append((path, outputs, lines, picture))
+        extras = task.extra_pictures(image, outputs, class_names)
+        results.append((path, outputs, lines, picture, extras))
     if out_dir is not None:
         _write_pictures(out_dir, results)
-    return [(path, outputs, lines) for path, outputs, lines, _ in results]
+    return [(path, outputs, lines) for path, outputs, lines, _, _ in results]
+
+
+def open_pipeline(task, model, artifact=None):
+    """The task's inference on a batch of images, from the Keras model or from artifacts.
+
+    The served networks (``Task.serving_parts``) run as the Keras serving
+    function, or as the exported artifacts: ``artifact`` names one artifact,
+    and the other parts of the same export are found beside it
+    (``open_artifact_parts``). ``Task.pipeline`` joins them (a captioner's
+    decode loop; the one network itself for other tasks)."""
+    if artifact is None:
+        parts = {name: keras_part(network, task)
+                 for name, network in task.serving_parts(model).items()}
+        return task.pipeline(parts, task.export_record(model))
+    parts, manifest = open_artifact_parts(artifact)
+    return task.pipeline(parts, manifest)
+
+
+def keras_part(network, task):
+    """A served network's Keras serving function on NumPy: ``inputs -> {name: array}``."""
+    import keras
+
+    from keras_cv_course import specs
+    from keras_cv_course.export.api import serving_function
+
+    serve = serving_function(network, task)
+    names = [spec.name for spec in specs.specs_of_model_inputs(network)]
+
+    def run(inputs):
+        named = inputs if isinstance(inputs, dict) else {names[0]: inputs}
+        return {name: keras.ops.convert_to_numpy(value) for name, value in serve(named).items()}
+
+    return run
 
 
 def read_image(path, image_shape):
@@ -101,22 +135,6 @@ def open_source(source, need_no_model):
     return model, task, shape, ()
 
 
-def _keras_runner(model, task):
-    import keras
-
-    from keras_cv_course import specs
-    from keras_cv_course.export.api import serving_function
-
-    serve = serving_function(model, task)
-    key = specs.specs_of_model_inputs(model)[0].name
-
-    def run(batch):
-        return {name: keras.ops.convert_to_numpy(value)
-                for name, value in serve({key: batch}).items()}
-
-    return run
-
-
 def _call(run, image):
     """One image through the model or artifact; a refused input is a one-line error."""
     try:
@@ -147,12 +165,36 @@ def open_artifact(artifact):
     return load_runner(ARTIFACT_FORMATS[suffix], artifact)
 
 
-def _runner(artifact):
+def open_artifact_parts(artifact):
+    """The runners of an export's parts, and its manifest, from one artifact's path.
+
+    A one-network export has ``manifest.json`` beside its artifacts: the
+    artifact is the one part. An export of several networks keeps each in
+    a folder named after it (``export/decoder/model.tflite``): the same file
+    name is loaded from every part's folder.
+
+    Returns:
+        ``({part name: runner}, manifest)``; the manifest is ``{}`` when none
+        is found (an artifact copied on its own).
+    """
+    import json
+
     runner = open_artifact(artifact)
-    if len(runner.input_names) != 1:
-        raise KCCError(f"predict takes artifacts with one image input; {artifact!r} has "
-                       f"{list(runner.input_names)}")
-    return runner
+    folder = os.path.dirname(os.path.abspath(str(artifact)))
+    export = os.path.dirname(folder)
+    for where in (folder, export):
+        path = os.path.join(where, "manifest.json")
+        if not os.path.isfile(path):
+            continue
+        with open(path, encoding="utf-8") as handle:
+            manifest = json.load(handle)
+        if where == export and os.path.basename(folder) in manifest.get("parts", {}):
+            name = os.path.basename(os.path.abspath(str(artifact)))
+            return {part: open_artifact(os.path.join(export, part, name))
+                    for part in manifest["parts"]}, manifest
+        if where == folder and "parts" not in manifest:
+            return {"model": runner}, manifest
+    return {"model": runner}, {}
 
 
 def _write_pictures(out_dir, results):
@@ -162,11 +204,19 @@ def _write_pictures(out_dir, results):
     except OSError as error:
         raise KCCError(f"cannot create the output folder {out_dir!r}: "
                        f"{error.strerror or error}") from None
-    for path, _, lines, picture in results:
-        target = os.path.join(out_dir, os.path.splitext(os.path.basename(path))[0] + ".png")
-        temporary = f"{target}.tmp"
-        draw_picture(picture, lines, os.path.basename(path)).save(temporary, format="PNG")
-        os.replace(temporary, target)
+    for path, _, lines, picture, extras in results:
+        stem = os.path.join(out_dir, os.path.splitext(os.path.basename(path))[0])
+        _write_png(draw_picture(picture, lines, os.path.basename(path)), f"{stem}.png")
+        for suffix, extra in extras.items():
+            _write_png(draw_picture(extra, [suffix], os.path.basename(path)),
+                       f"{stem}-{suffix}.png")
+
+
+def _write_png(image, target):
+    """Saves a Pillow image through a temporary name, so no half-written file is left."""
+    temporary = f"{target}.tmp"
+    image.save(temporary, format="PNG")
+    os.replace(temporary, target)
 
 
 def draw_picture(picture, lines, title):

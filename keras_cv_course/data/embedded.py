@@ -81,7 +81,8 @@ def generate_shapes(num_images, image_size=32, max_shapes=1, seed=0):
         the first shape; ``semantic_masks`` (N, S, S) with 0 for background
         and 1 + class for shapes; ``instance_masks``, ``boxes`` (normalised
         ``[ymin, xmin, ymax, xmax]``) and ``classes``, lists with one array
-        per image; ``captions``, one sentence per image; ``colours`` (N,)
+        per image; ``captions``, one sentence per image (``describe_shape``
+        of each shape, joined by "and"); ``colours`` (N,)
         str and ``radii`` (N,) float32, the colour and the radius (a
         fraction of the image side, drawn from [0.18, 0.32]) of the first
         shape, the one ``labels`` names: group attributes for model cards.
@@ -103,7 +104,7 @@ def generate_shapes(num_images, image_size=32, max_shapes=1, seed=0):
             masks.append(mask)
             boxes.append(_box_of(mask, image_size))
             classes.append(class_id)
-            words.append(f"a {colour} {SHAPE_CLASSES[class_id]}")
+            words.append(describe_shape(class_id, colour, radius / image_size, boxes[-1]))
             looks.append((colour, radius / image_size))
         out["images"].append(np.clip(image, 0, 1).astype("float32"))
         out["labels"].append(classes[0])
@@ -119,6 +120,21 @@ def generate_shapes(num_images, image_size=32, max_shapes=1, seed=0):
     out["colours"] = np.asarray(out["colours"])
     out["radii"] = np.asarray(out["radii"], dtype="float32")
     return out
+
+
+LARGE_RADIUS = 0.25
+"""A shape is "large" in captions when its radius is at least this fraction of the side."""
+
+
+def describe_shape(class_id, colour, radius, box):
+    """A caption of one shape: size, colour, class and side, e.g. "a large red circle on the left".
+
+    ``radius`` is a fraction of the image side; the side is the half of the
+    image that holds the centre of the shape's box (normalised ``[ymin,
+    xmin, ymax, xmax]``)."""
+    size = "large" if radius >= LARGE_RADIUS else "small"
+    side = "left" if (box[1] + box[3]) / 2 < 0.5 else "right"
+    return f"a {size} {colour} {SHAPE_CLASSES[class_id]} on the {side}"
 
 
 def _background(rng, size):

@@ -13,6 +13,7 @@ dataset                annotations
 ``shapes``             labels, semantic_masks, boxes, classes, instance_masks, captions
 TFDS classifiers       labels (``oxford_iiit_pet`` also semantic_masks)
 ``voc/2007``, ``coco/2017``  boxes, classes (TFDS detection sets)
+``coco_captions``      captions (the first of each image's five)
 ``folder:PATH``        labels
 =====================  =============================================================
 
@@ -36,7 +37,7 @@ EMBEDDED_ANNOTATIONS = {
     "shapes": ("labels", "semantic_masks", "boxes", "classes", "instance_masks", "captions"),
 }
 FOLDER_ANNOTATIONS = ("labels",)
-SHAPES_SIZE_THRESHOLD = 0.25
+SHAPES_SIZE_THRESHOLD = embedded.LARGE_RADIUS
 """A ``shapes`` shape is ``"large"`` when its radius is at least this fraction of the image
 side, else ``"small"``: the middle of the generator's radius range [0.18, 0.32]."""
 DATASETS = sorted(EMBEDDED_ANNOTATIONS) + sorted(TFDS_SPECS) + ["folder:PATH"]
@@ -127,13 +128,16 @@ def check_serves(name, annotations, task):
 def bundle_from_source(name, source, task, seed):
     """Splits a ``Source`` (stratified by its labels) into a task's ``DataBundle``."""
     parts = embedded.split_indices(source.annotations["labels"], seed)
-    splits = {}
-    for key, indices in parts.items():
-        needed = {k: source.annotations[k][indices] for k in task.annotations}
-        splits[key] = (source.images[indices], task.targets_from(needed))
+
+    def annotations_of(indices):
+        return {k: source.annotations[k][indices] for k in task.annotations}
+
+    class_names = task.classes_from(source.class_names, lambda: annotations_of(parts["train"]))
+    splits = {key: task.examples_from(source.images[indices], annotations_of(indices),
+                                      class_names)
+              for key, indices in parts.items()}
     attributes = {key: {name: values[indices] for name, values in source.attributes.items()}
                   for key, indices in parts.items()} if source.attributes else None
-    class_names = source.class_names.get(task.class_annotation, ())
     return DataBundle.from_arrays(name, task.name, splits, len(class_names), class_names,
                                   attributes)
 

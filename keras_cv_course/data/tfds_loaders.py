@@ -10,6 +10,7 @@ so every task whose annotations a dataset has can load it.
 
 import dataclasses
 
+import numpy as np
 import tensorflow as tf
 
 from keras_cv_course.data.bundle import DataBundle, resize_and_format
@@ -34,6 +35,11 @@ def _boxes(objects, image_size):
 
 def _object_labels(objects, image_size):
     return tf.cast(objects["label"], tf.int32)
+
+
+def _first_caption(captions, image_size):
+    """COCO Captions has five captions per image; the first is the one trained on."""
+    return captions["text"][0]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -90,6 +96,9 @@ TFDS_SPECS = {
     "voc/2007": TfdsSpec(("train", "validation", "test"), "image", _OBJECTS, (320, 320)),
     "coco/2017": TfdsSpec(("train[1%:]", "train[:1%]", "validation"), "image", _OBJECTS,
                           (320, 320)),
+    # Karpathy's splits: "val" and "test" hold 5,000 images each, "restval" is trained on.
+    "coco_captions": TfdsSpec(("train+restval", "val", "test"), "image",
+                              {"captions": Annotation("captions", _first_caption)}, (224, 224)),
 }
 
 
@@ -115,16 +124,24 @@ def load_tfds(name, task, image_size=None, channels=None, data_dir=None):
     splits, info = tfds.load(name, split=list(spec.splits), data_dir=data_dir, with_info=True)
     channels = channels or info.features[spec.image_key].shape[-1]
 
+    def annotations_of(example):
+        return {key: spec.annotations[key].convert(example[spec.annotations[key].feature],
+                                                   image_size) for key in task.annotations}
+
+    def read_training_annotations():
+        rows = list(splits[0].map(annotations_of).as_numpy_iterator())
+        return {key: np.asarray([row[key] for row in rows]) for key in task.annotations}
+
+    known = {task.class_annotation: _class_names(info, spec, task)}
+    class_names = task.classes_from(known, read_training_annotations)
+
     def convert(example):
         image = resize_and_format(example[spec.image_key], image_size, channels)
-        annotations = {key: spec.annotations[key].convert(
-            example[spec.annotations[key].feature], image_size) for key in task.annotations}
-        targets = task.targets_from(annotations)
-        return image if targets is None else (image, targets)
+        inputs, targets = task.examples_from(image, annotations_of(example), class_names)
+        return inputs if targets is None else (inputs, targets)
 
     train, val, test = (split.map(convert, num_parallel_calls=tf.data.AUTOTUNE)
                         for split in splits)
-    class_names = _class_names(info, spec, task)
     bundle = DataBundle(name=name, task=task.name, train=train, val=val, test=test,
                         num_classes=len(class_names), class_names=class_names)
     task.validate(bundle)

@@ -4,7 +4,11 @@
 
 Inputs and outputs come from the model (the network its task serves,
 ``Task.serving_model``: a GAN's generator, a diffusion model's denoiser):
-any number, names, dtypes and ranks. The serving signature runs the model and then its task's
+any number, names, dtypes and ranks. A model served as several networks
+(``Task.serving_parts``: a captioner's image encoder and one-step decoder)
+has each exported and verified on its own, in a folder named after it
+(``export/encoder/model.tflite``, ``export/decoder/model.tflite``), and the
+manifest lists them under ``parts``. The serving signature runs the model and then its task's
 postprocessing (``Task.serving_outputs``), so what a deployer gets is what
 the task defines, computed inside the artifact.
 
@@ -106,16 +110,25 @@ def export(model_or_run, out_dir=None, formats=None, golden_batch=None,
     out_dir = out_dir or default_folder(model_or_run, options)
     if os.path.exists(out_dir) and not overwrite:
         raise KCCError(f"export folder {out_dir!r} exists; pass overwrite=True (--overwrite)")
-    trained, model = model, task.serving_model(model)
-    golden = golden_inputs(model, task, golden_batch if golden_batch is not None else
-                           _data_golden_batch(run, task, trained, model))
+    trained, parts = model, task.serving_parts(model)
+    if len(parts) > 1 and (options is not None or golden_batch is not None):
+        raise KCCError(f"{name} serves {len(parts)} networks ({', '.join(parts)}); quantized "
+                       "export and a golden batch of one's own take single-network models only")
     tolerance = tolerance or (info.parity_tolerance if info else FP32_TOLERANCE)
-    serve = serving_function(model, task, serving_options)
-    plan = _quantization_plan(options, model, task, run, calibration, evaluation_data, serve)
     staging = staging_dir(out_dir)
     try:
-        manifest = _build_artifacts(model, name, task, staging, formats, golden, tolerance,
-                                    allow_flex, plan, serve)
+        built = {}
+        for part, network in parts.items():
+            golden = golden_inputs(network, task, golden_batch if golden_batch is not None else
+                                   _data_golden_batch(run, task, trained, network))
+            serve = serving_function(network, task, serving_options)
+            plan = _quantization_plan(options, network, task, run, calibration,
+                                      evaluation_data, serve)
+            folder = staging if len(parts) == 1 else os.path.join(staging, part)
+            os.makedirs(folder, exist_ok=True)
+            built[part] = _build_artifacts(network, name, task, folder, formats, golden,
+                                           tolerance, allow_flex, plan, serve)
+        manifest = _combined_manifest(built)
         manifest["serving_options"] = dict(serving_options or {})
         manifest.update(task.export_record(trained))
         _write_json(os.path.join(staging, "manifest.json"), manifest)
@@ -322,6 +335,21 @@ def _build_artifacts(model, name, task, staging, formats, golden, tolerance, all
     manifest = _manifest(name, task, golden, reference, artifacts)
     manifest["quantize"] = dataclasses.asdict(plan.options) if plan else None
     return manifest
+
+
+def _combined_manifest(built):
+    """One network's manifest as it is; several networks' as ``parts`` under shared fields.
+
+    Each part's artifacts lie in a folder named after the part
+    (``encoder/model.tflite``); its entry keeps its own inputs, outputs,
+    golden batch and artifacts."""
+    if len(built) == 1:
+        return next(iter(built.values()))
+    first = next(iter(built.values()))
+    shared = ("model", "task", "created", "versions", "quantize")
+    return {**{key: first[key] for key in shared},
+            "parts": {part: {key: value for key, value in manifest.items() if key not in shared}
+                      for part, manifest in built.items()}}
 
 
 def _tolerance(fmt, mode, tolerance):

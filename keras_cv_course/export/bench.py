@@ -75,6 +75,11 @@ def bench_run(run_path, runs=50, warmup=5, limit=None):
     run_path = str(run_path)
     folders = export_folders(run_path)
     run = load_run(run_path)
+    parts = run.task.serving_parts(run.model)
+    if len(parts) > 1:
+        raise KCCError(f"kcc bench times exports of one network; {run.config['model']} serves "
+                       f"{len(parts)} ({', '.join(parts)}), timed per caption by "
+                       "`kcc predict --artifact`")
     inputs, targets = held_out_split(run, limit)
     reference = keras_outputs(run, inputs)
     threads = thread_counts()

@@ -10,6 +10,7 @@ runner also reports its ``input_names``, ``input_dtypes()`` and
 import numpy as np
 
 from keras_cv_course import edge
+from keras_cv_course.edge import in_slices
 from keras_cv_course.errors import KCCError
 
 SIGNATURE = "serve"
@@ -171,15 +172,6 @@ def run_in_batches(runner, inputs, batch_size=64):
     if isinstance(inputs, dict):
         return in_slices(runner, inputs, batch_size)
     return in_slices(lambda part: runner(part[None]), {None: inputs}, batch_size)
-
-
-def in_slices(call, named, size):
-    """``call`` on consecutive slices of ``size`` examples of ``{name: array}``; the
-    outputs (``{name: array}``, NumPy or tensors) concatenated as NumPy."""
-    total = len(next(iter(named.values())))
-    parts = [call({name: value[start:start + size] for name, value in named.items()})
-             for start in range(0, total, size)]
-    return {key: np.concatenate([np.asarray(part[key]) for part in parts]) for key in parts[0]}
 
 
 def _count(ops):

@@ -12,7 +12,8 @@ adding a task is adding one file. ``CONTRIBUTING.md`` walks through it.
 Example:
     >>> from keras_cv_course import tasks
     >>> tasks.list_tasks()
-    ['classification', 'conditional_generative', 'detection', 'generative', 'segmentation']
+    ['captioning', 'classification', 'conditional_generative', 'detection', 'generative',
+     'segmentation']
     >>> tasks.get_task("segmentation").headline_metrics
     ('mean_iou', 'accuracy')
 """

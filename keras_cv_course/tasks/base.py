@@ -7,6 +7,8 @@ model meets them:
 
 =====================  ==========================================================
 data                   ``input_specs``, ``target_specs``, ``annotations``,
+                       ``classes_from`` (the classes: names, or a caption vocabulary),
+                       ``examples_from`` (inputs and targets of a split),
                        ``targets_from``, ``check_arrays``, ``validate``,
                        ``check_data_task``
 registry               ``owns`` (which registered models are this task's)
@@ -22,7 +24,10 @@ evaluation             ``evaluate``, ``headline_metrics``, ``score`` (the headli
                        metrics of any outputs: an exported artifact's, too)
 the main job           ``quickstart`` (the recipe ``kcc quickstart --task`` runs)
 export                 ``serving_model`` (the network that is exported),
-                       ``export_record`` (what the manifest must say to use it),
+                       ``serving_parts`` (several networks: an image encoder and
+                       a one-step decoder), ``export_record`` (what the manifest
+                       must say to use them), ``pipeline`` (how the parts run
+                       together on images: a decode loop),
                        ``serving_outputs`` (postprocessing inside the serving
                        graph), ``compare`` (the parity rule of each output)
 =====================  ==========================================================
@@ -41,6 +46,8 @@ import numpy as np
 from keras_cv_course import specs
 from keras_cv_course.errors import KCCError
 
+DEFAULT_PART = "model"
+"""The name of the served network of a task with one (``Task.serving_parts``)."""
 IMAGES = specs.TensorSpec("images", ("height", "width", "channels"), "float32",
                           "images, float pixels in [0, 1]")
 
@@ -143,6 +150,31 @@ class Task:
     serving_options = ()
 
     # -- data ---------------------------------------------------------------------------
+
+    def classes_from(self, known_names, read_training_annotations):
+        """The task's class names, decided once per dataset.
+
+        Args:
+            known_names: ``{annotation name: class names}`` that the dataset
+                declares (``shapes``: the shape names of ``labels``).
+            read_training_annotations: a zero-argument callable returning the
+                training split's annotations (``{name: array}``); called only
+                by tasks whose classes are learned from the data (a
+                captioner's vocabulary).
+
+        Returns:
+            A tuple of names; by default those of ``class_annotation``.
+        """
+        return tuple(known_names.get(self.class_annotation, ()))
+
+    def examples_from(self, images, annotations, class_names):
+        """The ``(inputs, targets)`` of a split from its images and annotations.
+
+        By default the images are the inputs and ``targets_from`` makes the
+        targets; a task with more inputs (a captioner's input tokens) or
+        targets that need the classes (a caption's token ids) overrides it.
+        """
+        return images, self.targets_from(annotations)
 
     def targets_from(self, annotations):
         """Makes the targets of a batch of examples from a dataset's annotations.
@@ -352,6 +384,31 @@ class Task:
         shares the trained model's weights."""
         return model
 
+    def serving_parts(self, model):
+        """The networks export writes, by name: ``{"model": serving_model}`` by default.
+
+        A task whose inference runs several networks (a captioner's image
+        encoder, then a one-step decoder in a loop) returns each; export
+        writes each part to its own folder, verified on its own, and
+        ``pipeline`` says how they run together."""
+        return {DEFAULT_PART: self.serving_model(model)}
+
+    def pipeline(self, parts, record):
+        """Inference on a batch of images from the served parts.
+
+        Args:
+            parts: ``{part name: callable}``, each taking ``{input name:
+                array}`` and returning ``{output name: array}`` (the Keras
+                serving function or an artifact's runner).
+            record: ``export_record`` of the model (the manifest's fields).
+
+        Returns:
+            A callable ``images -> {output name: array}``: by default the one
+            part itself.
+        """
+        (part,) = parts.values()
+        return part
+
     def export_record(self, model):
         """Fields ``export`` adds to ``manifest.json``: what using an artifact needs
         besides the artifact itself (``{}`` by default; a generative model's
@@ -432,6 +489,13 @@ class Task:
         return float(np.mean(same))
 
     # -- pictures -----------------------------------------------------------------------
+
+    def extra_pictures(self, image, outputs, class_names=()):
+        """More pictures ``kcc predict`` writes for one image: ``{suffix: picture}``.
+
+        Written as ``<image name>-<suffix>.png`` beside the main picture;
+        none by default (a captioner with attention draws one per word)."""
+        return {}
 
     def prediction_picture(self, image, outputs, class_names=()):
         """What ``kcc predict`` draws for one image: the picture and text under it.
