@@ -173,14 +173,11 @@ def decoder_step(decoder, token, encoded, state):
 
 
 def grid_features(images, backbone, level, backbone_overrides):
-    """A backbone's feature map at ``level`` as tokens: ``(batch, cells, channels)``.
-
-    Also returns the grid's ``(rows, columns)``, for drawing attention."""
+    """A backbone's feature map at ``level`` as tokens: ``(batch, cells, channels)``."""
     feature_map = backbone_features(backbone, images, levels=(level,),
                                     **dict(backbone_overrides or {}))[level]
     rows, columns, channels = (int(d) for d in feature_map.shape[1:])
-    return keras.layers.Reshape((rows * columns, channels), name="grid")(feature_map), (rows,
-                                                                                        columns)
+    return keras.layers.Reshape((rows * columns, channels), name="grid")(feature_map)
 
 
 def encoder_model(input_shape, backbone, level, backbone_overrides, initial_state,
@@ -193,7 +190,7 @@ def encoder_model(input_shape, backbone, level, backbone_overrides, initial_stat
             (a Transformer's projection); ``None`` serves the grid itself.
     """
     images = keras.Input(tuple(input_shape), name="images")
-    grid, _ = grid_features(images, backbone, level, backbone_overrides)
+    grid = grid_features(images, backbone, level, backbone_overrides)
     features = project(grid) if project else grid
     return keras.Model(images, {FEATURES: features, **initial_state(grid)}, name="encoder")
 
