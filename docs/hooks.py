@@ -279,6 +279,7 @@ def executing():
 def on_config(config):
     if executing():
         os.environ.setdefault("KCC_FAST", "1")  # inherited by the notebook kernels
+        os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")  # why: keras_cv_course/__init__.py
         log.info("executing tutorials with KCC_FAST=%s", os.environ["KCC_FAST"])
         only = os.environ.get("KCC_DOCS_EXECUTE_ONLY")
         if only and "mkdocs-jupyter" in config.get("plugins", {}):

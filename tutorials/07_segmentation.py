@@ -47,8 +47,9 @@ RUNS = tempfile.mkdtemp(prefix="07-segmentation-", dir=OUT)  # fresh run folders
 EPOCHS = 8 if FAST else 20
 SIZE = (32, 32)
 # The registry's tiny FCN (one 3x3 convolution per VGG block, fc6/fc7 16 wide) with wider
-# blocks; builder arguments that differ from the tiny config go through `train` and `build`.
-MODEL = dict(backbone_widths=(16, 32, 32, 64, 64))
+# blocks and fc6/fc7 64 wide (at 16, all of fc6's ReLUs can die in training); builder
+# arguments that differ from the tiny config go through `train` and `build`.
+MODEL = dict(backbone_widths=(16, 32, 32, 64, 64), fc_width=64)
 TINY = applications.get_info("fcn8s").tiny_config
 print(f"FAST={FAST}, epochs={EPOCHS}, writing into {RUNS}")
 
