@@ -94,7 +94,8 @@ LECTURES = (
          tutorial="07_segmentation.py", tasks=("segmentation",)),
     dict(number=8, lecture="Object detection",
          topics="IoU and GIoU; YOLO's grid; anchors and points (RetinaNet, FCOS); focal loss; "
-                "NMS; COCO AP and VOC mAP; export with NMS inside",
+                "NMS; COCO AP and VOC mAP; export with NMS inside; two stages: the region "
+                "proposal network, RoIAlign and the Faster R-CNN box head",
          modules=(("applications/detection/", "api/zoo/detection.md"),
                   ("detection parts", "api/detection.md"),
                   ("tasks/detection.py", "keras_cv_course.tasks.detection")),

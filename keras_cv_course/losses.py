@@ -11,6 +11,10 @@ by at least the margin, and is zero once it does. (Weston & Watkins,
 "Support Vector Machines for Multi-Class Pattern Recognition", ESANN 1999.
 Keras' ``categorical_hinge`` is the Crammer-Singer form, which keeps only the
 largest violating class.)
+
+``replica_share`` is for models that write their own ``compute_loss`` from
+``keras.ops`` (a diffusion model, Faster R-CNN): Keras' ``Loss`` objects
+divide by the replica count themselves, a hand-written loss must too.
 """
 
 import keras
@@ -54,3 +58,18 @@ class MulticlassHinge(keras.losses.Loss):
 
     def get_config(self):
         return {**super().get_config(), "margin": self.margin}
+
+
+def replica_share(loss):
+    """Under a ``tf.distribute`` strategy, this replica's share of the mean loss.
+
+    Keras' TensorFlow step sums the replicas' gradients and multiplies the
+    logged loss back by the replica count, as it does for compiled losses.
+    Other backends get ``loss`` unchanged.
+    """
+    if keras.backend.backend() != "tensorflow":
+        return loss
+    import tensorflow as tf  # the TF backend is loaded already
+
+    replicas = tf.distribute.get_strategy().num_replicas_in_sync
+    return loss / replicas if replicas > 1 else loss

@@ -31,6 +31,7 @@ RECIPES = {
     "yolov8n": (12, 1e-3, "flip", []),
     "retinanet_resnet50_fpn": (15, 1e-3, "flip", []),
     "fcos_resnet50_fpn": (15, 1e-3, "flip", []),
+    "fasterrcnn_resnet50_fpn": (15, 1e-3, "flip", []),
 }
 
 

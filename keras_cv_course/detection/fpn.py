@@ -6,6 +6,10 @@ convolution to a common width; from the coarsest level down, the sum so far
 is upsampled two times (nearest neighbour) and added to the next lateral; a
 3x3 "output" convolution then smooths each sum into ``P<k>``.
 
+Faster R-CNN on an FPN (``extra_levels="pool"``) adds one level for the RPN
+alone: ``P6`` is ``P5`` subsampled by a 1x1 max pool of stride 2
+(torchvision's ``LastLevelMaxPool``; no weights).
+
 RetinaNet (Lin et al., ICCV 2017, arXiv:1708.02002) adds ``P6``, a 3x3
 stride-2 convolution, and ``P7``, the same after a ReLU. torchvision's
 ``LastLevelP6P7`` takes P6 from ``P5`` when the input and output widths are
@@ -17,14 +21,14 @@ PANet (Liu et al., "Path Aggregation Network for Instance Segmentation", CVPR
 convolution (with ReLU) of ``N<k>``.
 
 Layer names are ``{name}_lateral<k>``, ``{name}_upsample<k>``, ``{name}_merge<k>``,
-``{name}_output<k>``, ``{name}_p6``, ``{name}_p7``, ``{name}_pan_down<k>`` and
+``{name}_output<k>``, ``{name}_p6``, ``{name}_p7``, ``{name}_pool``, ``{name}_pan_down<k>`` and
 ``{name}_pan_output<k>``, with ``name="fpn"`` by default. Every convolution has
 a bias, as in torchvision.
 """
 
 import keras
 
-EXTRA_LEVEL_SOURCES = (None, "p5", "c5")
+EXTRA_LEVEL_SOURCES = (None, "p5", "c5", "pool")
 
 
 def _as_level_dict(features):
@@ -68,6 +72,13 @@ def _extra_levels(levels, outputs, channels, source, name):
     return {f"P{top + 1}": p6, f"P{top + 2}": p7}
 
 
+def _max_pool_level(levels, outputs, name):
+    """Faster R-CNN's extra level: the top output subsampled (1x1 max pool, stride 2)."""
+    top = max(levels)
+    pooled = keras.layers.MaxPooling2D(1, strides=2, name=f"{name}_pool")(outputs[f"P{top}"])
+    return {f"P{top + 1}": pooled}
+
+
 def _bottom_up_path(outputs, channels, name):
     """PANet's N levels from the P levels, finest first."""
     keys = list(outputs)
@@ -91,7 +102,8 @@ def feature_pyramid(features, channels=256, extra_levels=None, pan=False, name="
         channels: the width of every pyramid level (256 in the paper).
         extra_levels: None; ``"p5"`` for RetinaNet's P6 and P7 computed from
             P5 (torchvision when the backbone output width equals
-            ``channels``); ``"c5"`` for P6 computed from C5.
+            ``channels``); ``"c5"`` for P6 computed from C5; ``"pool"`` for
+            Faster R-CNN's P6, P5 subsampled by a 1x1 max pool of stride 2.
         pan: also return PANet's bottom-up levels ``N3...``; the result is then
             ``{"P3": ..., "N3": ...}``.
         name: prefix of every layer name.
@@ -115,7 +127,9 @@ def feature_pyramid(features, channels=256, extra_levels=None, pan=False, name="
         upsampled = _upsample_to(merged[coarser], laterals[k], f"{name}_upsample{k}")
         merged[k] = keras.layers.Add(name=f"{name}_merge{k}")([laterals[k], upsampled])
     outputs = {f"P{k}": _conv(channels, 3, f"{name}_output{k}")(merged[k]) for k in sorted(levels)}
-    if extra_levels is not None:
+    if extra_levels == "pool":
+        outputs.update(_max_pool_level(levels, outputs, name))
+    elif extra_levels is not None:
         outputs.update(_extra_levels(levels, outputs, channels, extra_levels, name))
     if pan:
         outputs.update(_bottom_up_path(dict(outputs), channels, name))

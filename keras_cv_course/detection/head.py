@@ -97,7 +97,7 @@ def detection_head(model):
     return heads[0]
 
 
-class _OutOfSaving:
+class OutOfSaving:
     """Holds an object where Keras' ``.keras`` saver does not look.
 
     The saver and the loader walk every attribute (properties too) of a
@@ -124,7 +124,7 @@ class DetectionLoss(keras.losses.Loss):
         super().__init__(name=name, reduction="sum_over_batch_size", **kwargs)
         if isinstance(head, dict):
             head = keras.saving.deserialize_keras_object(head)
-        self._head = _OutOfSaving(head)  # no attribute or property may return the layer
+        self._head = OutOfSaving(head)  # no attribute or property may return the layer
 
     def call(self, y_true, y_pred):
         # One value per batch: the head normalises (by positives) itself.

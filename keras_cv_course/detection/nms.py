@@ -36,7 +36,8 @@ def top_class_candidates(boxes, scores, k):
     """The ``k`` best (box, class) pairs of each image, by decreasing score.
 
     Args:
-        boxes: ``(B, N, 4)`` boxes.
+        boxes: ``(B, N, 4)`` boxes shared by every class, or ``(B, N, C, 4)``
+            one box per class (Faster R-CNN's class-specific regression).
         scores: ``(B, N, C)`` per-class scores; N and C static.
         k: how many pairs to keep (at most ``N * C``).
 
@@ -46,7 +47,10 @@ def top_class_candidates(boxes, scores, k):
     num_boxes, num_classes = scores.shape[1], scores.shape[2]
     flat_scores, flat_index = ops.top_k(ops.reshape(scores, (-1, num_boxes * num_classes)), k)
     flat_index = ops.cast(flat_index, "int32")
-    box_index = flat_index // num_classes
+    if len(boxes.shape) == 4:  # the pair's own box: rows of (B, N * C, 4)
+        box_index, boxes = flat_index, ops.reshape(boxes, (-1, num_boxes * num_classes, 4))
+    else:
+        box_index = flat_index // num_classes
     candidate_boxes = ops.take_along_axis(boxes, ops.repeat(box_index[..., None], 4, -1), axis=1)
     return candidate_boxes, flat_scores, flat_index % num_classes
 
@@ -124,7 +128,7 @@ class NonMaxSuppression(keras.layers.Layer):
         implementation: ``"auto"``, ``"keras"`` or ``"tensorflow"`` (see module).
 
     Call arguments:
-        boxes: ``(B, N, 4)`` ``xyxy`` boxes.
+        boxes: ``(B, N, 4)`` ``xyxy`` boxes, or ``(B, N, C, 4)``: one per class.
         scores: ``(B, N, C)`` per-class scores (probabilities).
 
     Returns:
@@ -161,7 +165,9 @@ class NonMaxSuppression(keras.layers.Layer):
             raise ValueError(f"expected scores (B, N, C) with static N and C, "
                              f"received shape {scores.shape}")
         sides = ops.minimum(boxes[..., 2] - boxes[..., 0], boxes[..., 3] - boxes[..., 1])
-        scores = ops.where((sides >= self.min_size)[..., None], scores, 0.0)
+        large_enough = sides >= self.min_size  # (B, N), or (B, N, C) for per-class boxes
+        scores = ops.where(large_enough if len(boxes.shape) == 4 else large_enough[..., None],
+                           scores, 0.0)
         k = min(self.pre_nms_topk, scores.shape[1] * scores.shape[2])
         count = min(self.max_detections, k)
         boxes, scores, classes = top_class_candidates(boxes, scores, k)

@@ -300,8 +300,12 @@ class Task:
             steps_per_execution: training steps per compiled call.
         """
         make_optimizer = make_optimizer or (lambda: keras.optimizers.Adam())
-        loss = (info.loss() if info is not None and info.loss
-                else self.loss(augmentation, model=model))
+        if getattr(model, "computes_own_loss", False):
+            loss = None  # its compute_loss is the loss (a two-stage detector samples there)
+        elif info is not None and info.loss:
+            loss = info.loss()
+        else:
+            loss = self.loss(augmentation, model=model)
         # An empty metric list would be compiled as a metric that is never built.
         model.compile(optimizer=make_optimizer(), loss=loss,
                       metrics=self.metrics(model, augmentation) or None, jit_compile=jit_compile,
@@ -309,7 +313,8 @@ class Task:
         return model
 
     def loss(self, augmentation=None, model=None):
-        """The training loss; ``None`` for models that compute their own.
+        """The training loss; ``None`` for models that compute their own (a model with
+        ``computes_own_loss = True`` is compiled without one, whatever its task says).
 
         ``model`` is the model being compiled, for losses that read its
         configuration (a detector's head)."""

@@ -67,6 +67,7 @@ from keras_cv_course.applications.registry import register_family
 from keras_cv_course.errors import KCCError
 from keras_cv_course.generative.ddim import NOISE_OUTPUT, NoiseSchedule
 from keras_cv_course.generative.sampling import Sampler, draw, keras_forward
+from keras_cv_course.losses import replica_share
 from keras_cv_course.specs import TensorSpec
 
 DDPM_PAPER = ("Ho, Jain, Abbeel. Denoising Diffusion Probabilistic Models. NeurIPS 2020. "
@@ -278,7 +279,7 @@ class Diffusion(keras.Model):
         """The noise-prediction MSE (``y`` is ignored: the data are images alone)."""
         if y_pred is None:
             y_pred = self(x, training=training)
-        return _per_replica(noise_prediction_loss(y_pred["noise"], y_pred[NOISE_OUTPUT]))
+        return replica_share(noise_prediction_loss(y_pred["noise"], y_pred[NOISE_OUTPUT]))
 
     @property
     def sampler(self):
@@ -301,20 +302,6 @@ class Diffusion(keras.Model):
     @classmethod
     def from_config(cls, config):
         return cls(**config)
-
-
-def _per_replica(loss):
-    """Under a ``tf.distribute`` strategy, this replica's share of the mean loss.
-
-    Keras' TensorFlow step sums the replicas' gradients and multiplies the
-    logged loss back by the replica count, as it does for compiled losses.
-    """
-    if keras.backend.backend() != "tensorflow":
-        return loss
-    import tensorflow as tf  # the TF backend is loaded already
-
-    replicas = tf.distribute.get_strategy().num_replicas_in_sync
-    return loss / replicas if replicas > 1 else loss
 
 
 # -- variants ---------------------------------------------------------------------------------
