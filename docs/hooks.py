@@ -147,6 +147,17 @@ LECTURES = (
                   ("sequence/transformer.py", "keras_cv_course.sequence.transformer"),
                   ("sequence/captioning.py", "keras_cv_course.sequence.captioning")),
          tutorial="13_sequences_and_captioning.py", tasks=("captioning",)),
+    dict(number=14, lecture="Detection and segmentation: two stages",
+         topics="region proposals; RoIAlign; the Faster R-CNN box head; proposal sampling in "
+                "compute_loss; Mask R-CNN's mask branch; box and mask AP; end-to-end export",
+         modules=(("detection/rpn.py", "keras_cv_course.detection.rpn"),
+                  ("detection/roi_heads.py", "keras_cv_course.detection.roi_heads"),
+                  ("detection/masks.py", "keras_cv_course.detection.masks"),
+                  ("layers/roi_align.py", "keras_cv_course.layers.roi_align"),
+                  ("tasks/instance_segmentation.py",
+                   "keras_cv_course.tasks.instance_segmentation")),
+         tutorial="14_two_stage_detection_and_instance_segmentation.py",
+         tasks=("detection", "instance_segmentation")),
 )
 
 

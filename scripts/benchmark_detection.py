@@ -32,6 +32,7 @@ RECIPES = {
     "retinanet_resnet50_fpn": (15, 1e-3, "flip", []),
     "fcos_resnet50_fpn": (15, 1e-3, "flip", []),
     "fasterrcnn_resnet50_fpn": (15, 1e-3, "flip", []),
+    "maskrcnn_resnet50_fpn": (15, 1e-3, "none", []),  # instance_segmentation: no flip yet
 }
 
 

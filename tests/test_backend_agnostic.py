@@ -18,12 +18,12 @@ OWN_TRAIN_STEP_SCRIPT = """
 import numpy as np
 from keras_cv_course import applications
 from keras_cv_course.tasks import get_task
-own_loss_detectors = [name for name in applications.list_models(task="detection")
-                      if getattr(applications.get_info(name).builder, "computes_own_loss", False)]
-for task_name in ("generative", "conditional_generative", "detection"):
+def computes_own_loss(name):
+    return getattr(applications.get_info(name).builder, "computes_own_loss", False)
+for task_name in ("generative", "conditional_generative", "detection", "instance_segmentation"):
     task = get_task(task_name)
     for name in applications.list_models(task=task_name):
-        if task_name == "detection" and name not in own_loss_detectors:
+        if "generative" not in task_name and not computes_own_loss(name):
             continue
         model = applications.build_tiny(name)
         task.compile(model)
@@ -41,5 +41,5 @@ def test_models_with_their_own_loss_train_a_step_under_jax():
     stdout = run_on_jax(OWN_TRAIN_STEP_SCRIPT, timeout=600)
     names = (applications.list_models(task="generative")
              + applications.list_models(task="conditional_generative")
-             + ["fasterrcnn_resnet50_fpn"])
+             + ["fasterrcnn_resnet50_fpn", "maskrcnn_resnet50_fpn"])
     assert all(f"trained {name} " in stdout for name in names), stdout

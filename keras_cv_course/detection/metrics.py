@@ -70,9 +70,6 @@ def coco_metrics(detections, objects, num_classes, area_side=COCO_AREA_SIDE):
         COCOeval's -1 (no ground truth of that size) is kept as -1. No
         detections at all give AP 0.
     """
-    from pycocotools.coco import COCO
-    from pycocotools.cocoeval import COCOeval
-
     truth, found = _coco_dataset(objects, num_classes, area_side), []
     for image_id, (boxes, scores, classes) in enumerate(detections):
         for box, score, label in zip(_xywh(boxes, area_side), scores, classes):
@@ -80,15 +77,26 @@ def coco_metrics(detections, objects, num_classes, area_side=COCO_AREA_SIDE):
                           "bbox": [float(v) for v in box], "score": float(score)})
     if not found or not truth["annotations"]:
         return {name: 0.0 if truth["annotations"] else -1.0 for name in COCO_NAMES}
+    stats = coco_eval_stats(truth, found, "bbox")
+    return {name: float(value) for name, value in zip(COCO_NAMES, stats[:6])}
+
+
+def coco_eval_stats(truth, found, iou_type):
+    """``COCOeval(...).stats`` of the results ``found`` against the COCO dataset ``truth``
+    (a dict of images, annotations and categories); ``iou_type`` ``"bbox"`` or ``"segm"``.
+    pycocotools' printed summary is swallowed."""
+    from pycocotools.coco import COCO
+    from pycocotools.cocoeval import COCOeval
+
     with contextlib.redirect_stdout(io.StringIO()):
         ground = COCO()
         ground.dataset = truth
         ground.createIndex()
-        evaluation = COCOeval(ground, ground.loadRes(found), "bbox")
+        evaluation = COCOeval(ground, ground.loadRes(found), iou_type)
         evaluation.evaluate()
         evaluation.accumulate()
         evaluation.summarize()
-    return {name: float(value) for name, value in zip(COCO_NAMES, evaluation.stats[:6])}
+    return evaluation.stats
 
 
 def _coco_dataset(objects, num_classes, area_side):

@@ -95,7 +95,11 @@ def box_head(layers, pooled, rois_per_image):
 def class_specific_boxes(proposals, offsets, image_size):
     """``(B, R, C, 4)`` boxes of every object class (background dropped), clipped."""
     per_class = ops.reshape(offsets, (-1, offsets.shape[1], offsets.shape[2] // 4, 4))[:, :, 1:]
-    boxes = BoxCoder(FASTER_RCNN_HEAD_WEIGHTS).decode(per_class, proposals[:, :, None, :])
+    # Each class gets its own copy of the proposal, so that every sum below has the full
+    # (B, R, C) shape: at batch 1, Keras' TensorFlow ``add`` turns a (1, R, 1) operand into
+    # an NCHW ``BiasAdd``, which the TFLite converter cannot lower inside a model.
+    proposals = proposals[:, :, None, :] + ops.zeros_like(per_class)
+    boxes = BoxCoder(FASTER_RCNN_HEAD_WEIGHTS).decode(per_class, proposals)
     return clip_to_image(boxes, image_size)
 
 
@@ -118,8 +122,9 @@ def sample_proposals(proposals, num_proposals, gt_boxes, gt_classes, seed=None,
     Returns:
         A dict of ``(B, S)``-leading tensors, ``S = min(samples_per_image, P + G)``:
         ``rois`` (4), ``labels`` (int32, 0 = background, else class + 1), ``targets``
-        (4, coded with weights 10, 10, 5, 5) and ``weights`` (1 for sampled slots, 0 for
-        the slots left over when an image has fewer candidates).
+        (4, coded with weights 10, 10, 5, 5), ``matched`` (int32, the object of a
+        foreground RoI; 0 for the others) and ``weights`` (1 for sampled slots, 0 for the
+        slots left over when an image has fewer candidates).
     """
     gt_valid = gt_validity(gt_classes)
     candidates = ops.concatenate([proposals, ops.cast(gt_boxes, proposals.dtype)], axis=1)
@@ -140,7 +145,8 @@ def sample_proposals(proposals, num_proposals, gt_boxes, gt_classes, seed=None,
     truth = ops.where(foreground[..., None], _gather_rows(gt_boxes, matched), rois)
     targets = BoxCoder(FASTER_RCNN_HEAD_WEIGHTS).encode(truth, rois)
     return {"rois": ops.stop_gradient(rois), "labels": ops.cast(labels, "int32"),
-            "targets": ops.stop_gradient(targets), "weights": weights}
+            "targets": ops.stop_gradient(targets), "weights": weights,
+            "matched": ops.where(foreground, matched, 0)}
 
 
 def fast_rcnn_losses(logits, offsets, labels, targets, weights):

@@ -13,7 +13,7 @@ Example:
     >>> from keras_cv_course import tasks
     >>> tasks.list_tasks()
     ['captioning', 'classification', 'conditional_generative', 'detection', 'generative',
-     'segmentation']
+     'instance_segmentation', 'segmentation']
     >>> tasks.get_task("segmentation").headline_metrics
     ('mean_iou', 'accuracy')
 """

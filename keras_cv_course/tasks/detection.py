@@ -125,16 +125,25 @@ class DetectionTask(Task):
 
         head, serve = _head(model), serving_function(model, self)
         parts, truth, losses = [], [], []
-        for images, objects in dataset:
+        for images, targets in dataset:
             outputs = serve({"images": images})
             parts.append({key: keras.ops.convert_to_numpy(value) for key, value in outputs.items()})
-            truth.append(np.asarray(objects))
+            truth.append(keras.tree.map_structure(np.asarray, targets))
             # The loss of the served raw heads: one pass over the data, as model.evaluate
             # would average it (per batch, weighted by the batch's size).
-            losses.append((float(head.loss(objects, outputs[head.name])), len(truth[-1])))
+            objects = self.objects_of(targets)
+            losses.append((float(head.loss(objects, outputs[head.name])), len(objects)))
         outputs = {key: np.concatenate([part[key] for part in parts]) for key in parts[0]}
         loss = sum(value * size for value, size in losses) / sum(size for _, size in losses)
-        return {"loss": loss, **self.score(outputs, _pad_rows(truth))}
+        return {"loss": loss, **self.score(outputs, self.concatenate_targets(truth))}
+
+    def objects_of(self, targets):
+        """The ``objects (B, M, 5)`` of a batch's targets (a subclass may add masks)."""
+        return targets
+
+    def concatenate_targets(self, batches):
+        """One array of the batches' targets, each padded to the largest object count."""
+        return _pad_rows(batches)
 
     def score(self, outputs, targets):
         from keras_cv_course.detection import metrics
@@ -206,7 +215,7 @@ class DetectionTask(Task):
         for index, image in enumerate(images):
             picture = to_rgb(image)
             if targets is not None:
-                truth = np.asarray(targets[index])
+                truth = np.asarray(self.objects_of(targets)[index])
                 truth = truth[truth[:, 4] >= 0]
                 picture = draw_boxes(picture, truth[:, :4], colours=[(1.0, 1.0, 1.0)])
             count = int(outputs["num_detections"][index])

@@ -116,6 +116,33 @@ class FasterRCNNHead(DetectionHead):
                                                   targets, real)))
 
 
+def two_stage_graph(input_shape, classes, anchor_sizes, aspect_ratios, pre_nms_proposals,
+                    proposals, representation, backbone):
+    """The inference graph that Faster and Mask R-CNN share, as a dict: the image input, the
+    pyramid levels (P2-P6), the RPN's outputs, anchors, the packed raw detections of the
+    test-time proposals, and the layers the training path calls again."""
+    image, image_size, pyramid, strides = resnet_fpn.image_and_pyramid(input_shape, **backbone)
+    generator = AnchorGenerator(anchor_sizes, aspect_ratios)
+    grids = feature_sizes(image_size, strides)
+    anchors, counts = generator(image_size, grids), generator.level_counts(grids)
+    levels = list(pyramid.values())
+    rpn = rpn_head_layers(int(levels[0].shape[-1]), generator.num_anchors_per_location()[0])
+    logits, offsets = rpn_outputs(levels, rpn)
+    logits = keras.layers.Identity(name="rpn_objectness")(logits)
+    offsets = keras.layers.Identity(name="rpn_offsets")(offsets)
+    roi_align = MultiLevelRoIAlign(ROI_OUTPUT_SIZE, strides[:-1], name="roi_align")
+    box_layers = box_head_layers(classes, representation)
+    found = ProposalLayer(anchors, counts, image_size, pre_nms_proposals, proposals,
+                          name="proposals")(logits, offsets)
+    class_logits, class_offsets = box_head(box_layers, roi_align(levels[:-1], found["boxes"]),
+                                           proposals)
+    head = FasterRCNNHead(image_size, classes)
+    raw = head(found["boxes"], found["num"], class_logits, class_offsets)
+    return dict(image=image, image_size=image_size, levels=levels, strides=strides,
+                logits=logits, offsets=offsets, anchors=anchors, counts=counts, raw=raw,
+                head=head, layers=dict(roi_align=roi_align, box_layers=box_layers))
+
+
 @keras.saving.register_keras_serializable(package="keras_cv_course")
 class FasterRCNN(keras.Model):
     """Faster R-CNN with a ResNet-FPN; see the module docstring for the design.
@@ -131,53 +158,54 @@ class FasterRCNN(keras.Model):
         representation: width of the box head's two fully connected layers.
         seed: seed of the training-time sampling.
         name: model name.
+        extras: a subclass's own arguments, handed to its ``graph_outputs``.
         **backbone: the ResNet-FPN's arguments (``resnet_fpn.image_and_pyramid``).
     """
 
     computes_own_loss = True
+    loss_names = LOSS_NAMES
+    default_name = "fasterrcnn_resnet50_fpn"
 
     def __init__(self, input_shape=(800, 800, 3), classes=90, anchor_sizes=RPN_ANCHOR_SIZES,
                  aspect_ratios=RPN_ASPECT_RATIOS, pre_nms_top_n=None, post_nms_top_n=None,
                  rpn_samples=256, box_samples=512, representation=REPRESENTATION_SIZE, seed=0,
-                 name=None, **backbone):
+                 name=None, extras=None, **backbone):
         backbone = {"backbone_levels": BACKBONE_LEVELS, "extra_levels": "pool", **backbone}
-        image, image_size, pyramid, strides = resnet_fpn.image_and_pyramid(input_shape,
-                                                                           **backbone)
         pre = {**PRE_NMS_TOP_N, **(pre_nms_top_n or {})}
         post = {**POST_NMS_TOP_N, **(post_nms_top_n or {})}
-        generator = AnchorGenerator(anchor_sizes, aspect_ratios)
-        grids = feature_sizes(image_size, strides)
-        anchors, counts = generator(image_size, grids), generator.level_counts(grids)
-        levels = list(pyramid.values())
-        rpn = rpn_head_layers(int(levels[0].shape[-1]), generator.num_anchors_per_location()[0])
-        logits, offsets = rpn_outputs(levels, rpn)
-        logits = keras.layers.Identity(name="rpn_objectness")(logits)
-        offsets = keras.layers.Identity(name="rpn_offsets")(offsets)
-        roi_align = MultiLevelRoIAlign(ROI_OUTPUT_SIZE, strides[:-1], name="roi_align")
-        box_layers = box_head_layers(classes, representation)
-        proposals = ProposalLayer(anchors, counts, image_size, pre["test"], post["test"],
-                                  name="proposals")(logits, offsets)
-        class_logits, class_offsets = box_head(
-            box_layers, roi_align(levels[:-1], proposals["boxes"]), post["test"])
-        raw = FasterRCNNHead(image_size, classes)(proposals["boxes"], proposals["num"],
-                                                   class_logits, class_offsets)
-        super().__init__(inputs=image, outputs=raw, name=name or "fasterrcnn_resnet50_fpn")
+        graph = two_stage_graph(input_shape, classes, anchor_sizes, aspect_ratios, pre["test"],
+                                post["test"], representation, backbone)
+        outputs, parts = self.graph_outputs(graph, **(extras or {}))
+        super().__init__(inputs=graph["image"], outputs=outputs,
+                         name=name or self.default_name)
         self._config = dict(input_shape=tuple(input_shape), classes=classes,
                             anchor_sizes=anchor_sizes, aspect_ratios=aspect_ratios,
                             pre_nms_top_n=pre, post_nms_top_n=post, rpn_samples=rpn_samples,
                             box_samples=box_samples, representation=representation, seed=seed,
-                            name=self.name, **backbone)
-        self._trunk = OutOfSaving(keras.Model(image, [*levels, logits, offsets]))
-        self._parts = OutOfSaving(dict(roi_align=roi_align, box_layers=box_layers))
-        self.anchors, self.image_size = anchors, image_size
+                            name=self.name, **(extras or {}), **backbone)
+        self._trunk = OutOfSaving(keras.Model(graph["image"], [*graph["levels"], graph["logits"],
+                                                               graph["offsets"]]))
+        self._parts = OutOfSaving({**graph["layers"], **parts})
+        self.anchors, self.image_size = graph["anchors"], graph["image_size"]
         self.rpn_samples, self.box_samples = int(rpn_samples), int(box_samples)
-        self.train_proposals = ProposalLayer(anchors, counts, image_size, pre["train"],
-                                             post["train"], name="train_proposals")
+        self.train_proposals = ProposalLayer(graph["anchors"], graph["counts"],
+                                             graph["image_size"], pre["train"], post["train"],
+                                             name="train_proposals")
         self.sampling_seed = keras.random.SeedGenerator(seed)
-        self.loss_trackers = [keras.metrics.Mean(name=loss) for loss in LOSS_NAMES]
+        self.loss_trackers = [keras.metrics.Mean(name=loss) for loss in self.loss_names]
 
-    def training_losses(self, images, objects, training=True):
-        """The four losses of a batch, in ``LOSS_NAMES`` order (the training path)."""
+    def graph_outputs(self, graph):
+        """The model's outputs from the two-stage graph: the packed raw detections; and the
+        layers the training path needs beyond the graph's."""
+        return graph["raw"], {}
+
+    def training_losses(self, images, targets, training=True):
+        """The losses of a batch, in ``loss_names`` order (the training path)."""
+        return self.box_losses(images, targets, training)[0]
+
+    def box_losses(self, images, objects, training=True):
+        """The four losses, and what a mask branch reuses: the pyramid (P2-P5) and the
+        sampled RoIs."""
         gt_boxes, gt_classes = split_objects(padded_objects(objects), self.image_size)
         *levels, logits, offsets = self._trunk.value(images, training=training)
         rpn = rpn_losses(logits, offsets, self.anchors, gt_boxes, gt_classes,
@@ -190,7 +218,7 @@ class FasterRCNN(keras.Model):
                                                sample["rois"].shape[1])
         head = fast_rcnn_losses(class_logits, class_offsets, sample["labels"],
                                 sample["targets"], sample["weights"])
-        return (*rpn, *head)
+        return (*rpn, *head), levels[:-1], sample
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
         """The sum of the four losses, each recorded in its tracker; ``y_pred`` is unused.
@@ -201,7 +229,7 @@ class FasterRCNN(keras.Model):
         losses = self.training_losses(images, y, training=training)
         for tracker, value in zip(self.loss_trackers, losses):
             tracker.update_state(value)
-        return replica_share(ops.sum(ops.stack(losses)))
+        return replica_share(ops.sum(ops.stack(list(losses))))
 
     def train_step(self, *args):
         """TensorFlow: only the training path runs (``call``'s test-time proposals are not
