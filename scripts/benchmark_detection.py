@@ -54,7 +54,8 @@ def kcc(*arguments):
 
 
 def device_check(folder, images):
-    """Unmatched detections of each artifact, run without TensorFlow, against Keras."""
+    """Unmatched detections of each artifact, run without TensorFlow, against Keras, and
+    whether every output passed its rule (masks too, for instance segmentation)."""
     import numpy as np
 
     from keras_cv_course.edge import read_result
@@ -82,7 +83,8 @@ def device_check(folder, images):
         assert not meta["tensorflow_modules"], meta
         checks = run.task.compare_outputs(actual, expected, 1e-4)
         unmatched[fmt] = int(checks["boxes"]["error"])
-        passed[fmt] = bool(checks["boxes"]["passed"])  # also needs equal counts per image
+        # Every output's rule: equal counts per image, and (instance segmentation) masks.
+        passed[fmt] = all(bool(check["passed"]) for check in checks.values())
     return {"unmatched": unmatched, "parity_passed": passed, "device_images": int(images),
             "keras_detections": int(expected["num_detections"].sum())}
 

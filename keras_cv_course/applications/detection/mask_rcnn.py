@@ -21,8 +21,11 @@ Faster R-CNN's four, on the sampled foreground RoIs (``compute_loss``).
 import keras
 from keras import ops
 
+from keras_cv_course.applications.detection.faster_rcnn import (
+    RAW_PARITY_TOLERANCE,
+    FasterRCNN,
+)
 from keras_cv_course.applications.detection.faster_rcnn import TINY as FASTER_TINY
-from keras_cv_course.applications.detection.faster_rcnn import FasterRCNN
 from keras_cv_course.applications.registry import register_family
 from keras_cv_course.detection.masks import (
     MASK_ROI_SIZE,
@@ -122,7 +125,9 @@ TINY = dict(FASTER_TINY, mask_width=16, max_detections=10)
 VARIANTS = (
     dict(name="maskrcnn_resnet50_fpn", builder=MaskRCNN, reference_params=44_401_393,
          params_source="torchvision maskrcnn_resnet50_fpn (v1), num_classes=91 "
-                       "(90 here: torchvision counts background)"),
+                       "(90 here: torchvision counts background)",
+         description="Mask R-CNN, ResNet-50-FPN: Faster R-CNN and a 28x28 mask per detection",
+         parity_tolerance=RAW_PARITY_TOLERANCE),
 )
 register_family("mask_rcnn", VARIANTS, task="instance_segmentation", paper=PAPER,
                 full_config=dict(input_shape=(800, 800, 3), classes=90), tiny_config=TINY)
