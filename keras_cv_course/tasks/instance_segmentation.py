@@ -17,6 +17,7 @@ at 0.5, overlaps by IoU >= 0.99.
 import keras
 import numpy as np
 
+from keras_cv_course.detection.masks import MASK_THRESHOLD
 from keras_cv_course.specs import TensorSpec
 from keras_cv_course.tasks.base import class_name, to_rgb
 from keras_cv_course.tasks.detection import (
@@ -31,7 +32,6 @@ from keras_cv_course.tasks.detection import (
 from keras_cv_course.tasks.registry import register_task
 
 MASK_MATCH_IOU = 0.99
-MASK_THRESHOLD = 0.5
 
 
 class InstanceSegmentationTask(DetectionTask):
